@@ -1,0 +1,25 @@
+// AdamW (Loshchilov & Hutter 2019, arXiv:1711.05101) with PyTorch's update order:
+//   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+//   p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps),   step >= 1.
+//
+// Shapes: param, grad, m, v (n) — typically one named view of the flat buffers.
+// Contract: updates param, m, v in place; grad is read only. Element-wise, so the result does
+// not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+namespace ssiat::kernels::cpu {
+
+struct AdamWParams {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  int64_t step = 1;
+};
+
+template <typename T>
+void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWParams& hp);
+
+}  // namespace ssiat::kernels::cpu

@@ -1,0 +1,79 @@
+// Token data: `ssiat data prepare` writes HDF5 token shards plus a manifest; the loader serves
+// fixed-length windows in a seeded order that does not depend on the number of ranks.
+//
+// Prepared directory layout:
+//   manifest.json   {"format":"ssiat-tokens/v1","tokenizer":{"name","digest","vocab_size"},
+//                    "sources":[{"path","sha256","bytes","documents"}],
+//                    "shards":[{"file","sha256","tokens","documents"}], "tokens":N, "documents":D}
+//   shard_00000.h5  dataset "tokens" (uint32, 1-D), dataset "doc_offsets" (uint64, D+1: start of
+//                   each document in "tokens", then the end); attributes "source_sha256"
+//                   (the sources it holds, comma-separated), "tokenizer_digest".
+// Documents: text input: paragraphs separated by one or more blank lines; JSONL input: one
+// object per line, its "text" field. Each document is followed by the tokenizer's eos id.
+//
+// Windows: the shards' tokens concatenated in manifest order form one stream S of length L;
+// window w (0 <= w < W = (L - 1) / seq_len) is inputs S[w*T, w*T+T), targets S[w*T+1, w*T+T+1).
+// Global sample g (0, 1, 2, ...) is window perm_e[g mod W] with epoch e = g / W, where perm_e is
+// a Fisher-Yates shuffle driven by Philox (stream "data/order", counter (j, e, 0, 0)), spec in
+// docs/data.md. A rank r of R data-parallel ranks with micro-batch B takes global samples
+// [pos + r*B, pos + (r+1)*B) of each global batch of R*B; the position is the global sample count.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/philox.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ssiat {
+
+enum class InputFormat { kText, kJsonl };
+
+struct PrepareOptions {
+  std::vector<std::filesystem::path> inputs;
+  InputFormat format = InputFormat::kText;  // chosen per file by extension (.jsonl) if kAuto
+  bool auto_format = true;
+  int64_t shard_tokens = 1 << 24;  // tokens per shard (documents never split across shards)
+  bool progress = false;           // print progress to stderr
+};
+
+struct PrepareResult {
+  int64_t tokens = 0;
+  int64_t documents = 0;
+  int64_t shards = 0;
+};
+
+// Tokenises the inputs into out_dir (written to a temporary directory and renamed into place).
+// Throws DataError naming the file (and byte offset) for an empty or non-UTF-8 input, and
+// IoError if out_dir exists and is not empty.
+PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer& tok,
+                           const std::filesystem::path& out_dir);
+
+class DataLoader {
+ public:
+  // Reads every shard of a prepared directory (verifying each shard's SHA-256 against the
+  // manifest) into memory.
+  DataLoader(const std::filesystem::path& dir, int64_t seq_len, PhiloxKey order_key);
+
+  int64_t num_windows() const { return num_windows_; }
+  int64_t num_tokens() const { return static_cast<int64_t>(tokens_.size()); }
+  const std::string& manifest_sha256() const { return manifest_sha256_; }
+
+  // The window index served as global sample g.
+  int64_t window_of(int64_t g) const;
+  // Fills inputs and targets (B, seq_len) with global samples [first, first + B).
+  void fill(int32_t* inputs, int32_t* targets, int64_t first, int64_t B) const;
+
+ private:
+  std::vector<uint32_t> tokens_;
+  int64_t seq_len_;
+  int64_t num_windows_;
+  PhiloxKey order_key_;
+  std::string manifest_sha256_;
+  mutable int64_t cached_epoch_ = -1;
+  mutable std::vector<int64_t> perm_;
+};
+
+}  // namespace ssiat

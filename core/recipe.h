@@ -1,0 +1,118 @@
+// Recipes: one TOML file fills one small config struct per component (no god object).
+//
+// Layout of a recipe (every key optional unless marked; defaults below):
+//   seed = 1234                        # master seed (u64); absent: drawn once from the OS, logged
+//   [model]     vocab_size*, n_layer*, d_model*, n_head*, n_kv_head, d_ff*, max_seq_len*,
+//               tied_embeddings, rope_theta, norm_eps, init_std
+//   [tokenizer] kind ("byte"), path
+//   [data]      train* (prepared data dir), val (prepared data dir)
+//   [train]     steps*, micro_batch*, seq_len*, grad_accum, eval_interval, eval_batches,
+//               log_interval, sample_tokens, sample_prompt
+//   [optim]     lr*, min_lr, beta1, beta2, eps, weight_decay, grad_clip
+//   [schedule]  kind ("cosine" | "wsd"), warmup_steps, decay_fraction (wsd only)
+//   [checkpoint] interval, keep
+// Relative paths in a recipe are taken relative to the current working directory.
+//
+// Contract: load_recipe() throws ConfigError with one line naming the file, the key and its
+// line for an unknown key, a wrong type, an out-of-range value, or a missing file; it reads
+// only, writes nothing. Overrides (`--set section.key=value`, value in TOML syntax, a bare
+// word taken as a string) apply before validation, with the same checks.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ssiat {
+
+struct ModelConfig {
+  int64_t vocab_size = 0;
+  int64_t n_layer = 0;
+  int64_t d_model = 0;
+  int64_t n_head = 0;
+  int64_t n_kv_head = 0;  // 0 in the file means "= n_head"
+  int64_t d_ff = 0;
+  int64_t max_seq_len = 0;
+  bool tied_embeddings = false;
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  double init_std = 0.02;
+  int64_t head_dim() const { return d_model / n_head; }
+  void validate() const;  // throws ConfigError naming the key and value
+};
+
+enum class TokenizerKind { kByte };
+
+struct TokenizerConfig {
+  TokenizerKind kind = TokenizerKind::kByte;
+  std::string path;  // tokenizer directory (BPE, a later issue); unused for "byte"
+  void validate() const;
+};
+
+struct DataConfig {
+  std::string train;  // directory written by `ssiat data prepare`
+  std::string val;    // optional
+  void validate() const;
+};
+
+struct TrainConfig {
+  int64_t steps = 0;
+  int64_t micro_batch = 0;
+  int64_t seq_len = 0;
+  int64_t grad_accum = 1;
+  int64_t eval_interval = 0;  // 0: only at the end (if data.val is set)
+  int64_t eval_batches = 8;
+  int64_t log_interval = 1;
+  int64_t sample_tokens = 0;  // generate this many tokens after training (greedy); 0: none
+  std::string sample_prompt;
+  void validate() const;
+};
+
+struct OptimConfig {
+  double lr = 0;
+  double min_lr = 0;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;  // 0: no clipping
+  void validate() const;
+};
+
+enum class ScheduleKind { kCosine, kWsd };
+
+struct ScheduleConfig {
+  ScheduleKind kind = ScheduleKind::kCosine;
+  int64_t warmup_steps = 0;
+  double decay_fraction = 0.2;  // wsd: last fraction of steps decays linearly to min_lr
+  void validate() const;
+};
+
+struct CheckpointConfig {
+  int64_t interval = 0;  // 0: only at the last step
+  int64_t keep = 0;      // 0: keep all
+  void validate() const;
+};
+
+struct Recipe {
+  std::string path;                    // file it was read from
+  std::string text;                    // the file verbatim
+  std::vector<std::string> overrides;  // the --set strings applied, in order
+  std::optional<uint64_t> seed;
+  ModelConfig model;
+  TokenizerConfig tokenizer;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  CheckpointConfig checkpoint;
+  void validate() const;  // each part, then cross-checks (seq_len <= max_seq_len, ...)
+};
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The effective recipe (file + overrides + defaults) as canonical TOML, for the run directory.
+std::string recipe_to_toml(const Recipe& r);
+
+}  // namespace ssiat

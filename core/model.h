@@ -1,0 +1,119 @@
+// Llama-style decoder-only transformer (Touvron et al. 2023, arXiv:2302.13971) for one rank,
+// with Hugging Face LlamaForCausalLM semantics: RMSNorm pre-norm, RoPE (rotate_half), causal
+// grouped-query attention, SwiGLU MLP, no biases, optional tied embeddings.
+//
+// Glossary (docs/ARCHITECTURE.md): B batch, T sequence length, C d_model, NH query heads, NKV
+// key/value heads, HS head size (C / NH), F MLP width, V vocabulary, L layers, N = B*T.
+//
+// Parameters, gradients (and the optimizer's moments, core/optimizer.h) each live in ONE flat
+// buffer; views() lists named views with Hugging Face names in buffer order:
+//   model.embed_tokens.weight (V, C)
+//   model.layers.{l}.input_layernorm.weight (C)
+//   model.layers.{l}.self_attn.{q,k,v}_proj.weight (NH*HS, C), (NKV*HS, C), (NKV*HS, C)  adjacent,
+//       so they form one (QKV = (NH+2*NKV)*HS, C) matrix and one GEMM
+//   model.layers.{l}.self_attn.o_proj.weight (C, NH*HS)
+//   model.layers.{l}.post_attention_layernorm.weight (C)
+//   model.layers.{l}.mlp.{gate,up}_proj.weight (F, C), (F, C)  adjacent: one (2F, C) GEMM
+//   model.layers.{l}.mlp.down_proj.weight (C, F)
+//   model.norm.weight (C)
+//   lm_head.weight (V, C)       absent when tied (the head then reads the embedding)
+//
+// Contract: forward() computes the mean cross-entropy over the batch; in Pass::kTrain it also
+// leaves d(loss * loss_scale)/dlogits in the logits buffer, and backward() then ACCUMULATES
+// (+=) every parameter's gradient into grads(); zero_grads() clears them. Activations are
+// sized for at most max_B * max_T tokens (ensure_capacity()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/init.h"
+#include "core/recipe.h"
+
+namespace ssiat {
+
+class SeedRegistry;
+
+struct ParamView {
+  std::string name;            // Hugging Face name
+  std::vector<int64_t> shape;  // logical (unsharded) shape, row-major
+  int64_t offset = 0;          // into the flat buffers, in elements
+  int64_t numel = 0;
+  InitSpec init;
+  bool weight_decay = false;   // true for matrices, false for norms
+};
+
+enum class Pass { kTrain, kEval, kLogits };
+
+template <typename T>
+class Llama {
+ public:
+  explicit Llama(const ModelConfig& cfg);
+
+  const ModelConfig& config() const { return cfg_; }
+  const std::vector<ParamView>& views() const { return views_; }
+  const ParamView& view(const std::string& name) const;
+  int64_t num_params() const { return params_.size(); }
+  T* params() { return params_.data(); }
+  const T* params() const { return params_.data(); }
+  T* grads() { return grads_.data(); }
+  const T* grads() const { return grads_.data(); }
+  void zero_grads() { grads_.zero(); }
+
+  // Draws every tensor from its stream "init/<name>" and records name, shape, dtype, init spec
+  // and the SHA-256 of its initial bytes in the registry.
+  void init_weights(SeedRegistry& reg);
+
+  // Training FLOPs per token (forward + backward): 6 * matmul params + 12 * L * C * T (attention).
+  double flops_per_token(int64_t T_) const;
+
+  void ensure_capacity(int64_t B, int64_t T_);
+
+  // inputs, targets (B, T). Returns the mean loss over the B*T targets (0 for Pass::kLogits).
+  // kTrain: logits are replaced by loss_scale * dmean_loss/dlogits for backward().
+  double forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T_, Pass pass,
+                 T loss_scale = T(1));
+  // Accumulates gradients for the last kTrain forward.
+  void backward();
+
+  // Logits of the last forward (B*T, V); valid after Pass::kEval or kLogits.
+  const T* logits() const { return logits_.data(); }
+
+ private:
+  struct Layer {
+    int64_t ln1, qkv, o, ln2, gu, down;  // offsets of the weights in the flat buffers
+  };
+  void layout();
+
+  ModelConfig cfg_;
+  int64_t C_, NH_, NKV_, HS_, F_, V_, L_, QKV_;
+  std::vector<ParamView> views_;
+  std::vector<Layer> layers_;
+  int64_t wte_ = 0, norm_ = 0, lm_head_ = 0;
+  Buffer<T> params_, grads_;
+
+  // Activations for cap_ = max tokens; per layer l, offsets l * (N * width).
+  int64_t cap_B_ = 0, cap_T_ = 0;
+  int64_t cur_B_ = 0, cur_T_ = 0;
+  Buffer<int32_t> inputs_;  // (N) the last forward's inputs, for the embedding backward
+  Buffer<T> rope_cos_, rope_sin_;               // (maxT, HS/2)
+  Buffer<T> res_;                               // (L+1, N, C) residual stream at each layer input
+  Buffer<T> resmid_;                            // (L, N, C) after the attention block
+  Buffer<T> ln1_, ln2_;                         // (L, N, C)
+  Buffer<T> rstd1_, rstd2_;                     // (L, N)
+  Buffer<T> qkv_;                               // (L, N, QKV), q and k rotated in place
+  Buffer<T> att_;                               // (L, N, NH*HS)
+  Buffer<T> lse_;                               // (L, B, NH, T)
+  Buffer<T> gu_;                                // (L, N, 2F)
+  Buffer<T> act_;                               // (L, N, F)
+  Buffer<T> lnf_, rstdf_;                       // (N, C), (N)
+  Buffer<T> logits_;                            // (N, V), dlogits after a kTrain forward
+  Buffer<T> losses_;                            // (N)
+  Buffer<T> proj_;                              // (N, C) scratch
+  Buffer<T> dres_, dln_, datt_;                 // (N, C) backward scratch
+  Buffer<T> dqkv_, dgu_, dact_;                 // (N, QKV), (N, 2F), (N, F)
+};
+
+}  // namespace ssiat

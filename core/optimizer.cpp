@@ -1,0 +1,55 @@
+// AdamW, clipping and LR schedules (contract in core/optimizer.h).
+#include "core/optimizer.h"
+
+#include <cmath>
+
+#include "kernels/adamw.h"
+#include "kernels/elementwise.h"
+
+namespace ssiat {
+
+double lr_at(const OptimConfig& opt, const ScheduleConfig& sched, int64_t steps, int64_t step) {
+  const int64_t warm = sched.warmup_steps;
+  if (step < warm) return opt.lr * static_cast<double>(step + 1) / static_cast<double>(warm);
+  if (sched.kind == ScheduleKind::kCosine) {
+    const int64_t span = steps - warm;
+    if (span <= 0) return opt.lr;
+    const double p = static_cast<double>(step - warm) / static_cast<double>(span);
+    return opt.min_lr + (opt.lr - opt.min_lr) * 0.5 * (1.0 + std::cos(M_PI * p));
+  }
+  const auto decay = static_cast<int64_t>(std::ceil(sched.decay_fraction * static_cast<double>(steps)));
+  const int64_t decay_start = steps - decay;
+  if (step < decay_start || decay <= 0) return opt.lr;
+  const double p = static_cast<double>(step - decay_start + 1) / static_cast<double>(decay);
+  return opt.lr + (opt.min_lr - opt.lr) * p;
+}
+
+template <typename T>
+double AdamW<T>::clip(T* grads, int64_t n) const {
+  const double norm = std::sqrt(kernels::cpu::sum_squares(grads, n));
+  if (cfg_.grad_clip > 0 && norm > cfg_.grad_clip) {
+    // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6)
+    kernels::cpu::scale_inplace(grads, static_cast<T>(cfg_.grad_clip / (norm + 1e-6)), n);
+  }
+  return norm;
+}
+
+template <typename T>
+void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step) {
+  kernels::cpu::AdamWParams hp;
+  hp.lr = lr;
+  hp.beta1 = cfg_.beta1;
+  hp.beta2 = cfg_.beta2;
+  hp.eps = cfg_.eps;
+  hp.step = step;
+  for (const auto& v : views) {
+    hp.weight_decay = v.weight_decay ? cfg_.weight_decay : 0.0;
+    kernels::cpu::adamw_update(params + v.offset, grads + v.offset, m_.data() + v.offset, v_.data() + v.offset,
+                               v.numel, hp);
+  }
+}
+
+template class AdamW<float>;
+template class AdamW<double>;
+
+}  // namespace ssiat

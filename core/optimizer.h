@@ -1,0 +1,43 @@
+// AdamW over the model's flat buffers, global gradient-norm clipping, and LR schedules.
+//
+// The moments m, v are two flat buffers parallel to the parameters (DESIGN invariant 5). The
+// update runs view by view so that norms (ParamView::weight_decay == false) get no decay.
+// Schedules (step counted from 0; lr_at(step) is the LR used by update number step + 1):
+//   warmup: lr * (step + 1) / warmup_steps for step < warmup_steps;
+//   cosine: then min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2, p = (step - warmup) / (steps - warmup);
+//   wsd:    then lr until the last ceil(decay_fraction * steps) steps, which decay linearly
+//           to min_lr (warmup-stable-decay, Hu et al. 2024, arXiv:2404.06395).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/model.h"
+#include "core/recipe.h"
+
+namespace ssiat {
+
+double lr_at(const OptimConfig& opt, const ScheduleConfig& sched, int64_t steps, int64_t step);
+
+template <typename T>
+class AdamW {
+ public:
+  AdamW(const OptimConfig& cfg, int64_t num_params) : cfg_(cfg), m_(num_params), v_(num_params) {}
+
+  // Clips the gradients in place to cfg.grad_clip (if > 0) and returns the norm before clipping.
+  double clip(T* grads, int64_t n) const;
+  // One update with learning rate lr; step counts updates from 1.
+  void update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step);
+
+  T* m() { return m_.data(); }
+  T* v() { return v_.data(); }
+  const T* m() const { return m_.data(); }
+  const T* v() const { return v_.data(); }
+
+ private:
+  OptimConfig cfg_;
+  Buffer<T> m_, v_;
+};
+
+}  // namespace ssiat

@@ -1,0 +1,323 @@
+// Training loop, evaluation, checkpoint/resume and sampling (contract in core/trainer.h).
+#include "core/trainer.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/buffer.h"
+#include "core/checkpoint.h"
+#include "core/data.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "core/model.h"
+#include "core/optimizer.h"
+#include "core/seed_registry.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace ssiat {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string format_duration(double s) {
+  const auto t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600), static_cast<long long>(t / 60 % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
+  return buf;
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+json build_info() {
+  return {{"framework", "ssiat"},
+          {"version", SSIAT_VERSION},
+          {"git_commit", SSIAT_GIT_COMMIT},
+          {"compiler", __VERSION__},
+          {"build_flags", "-O3 -march=x86-64-v3; core: -ffp-contract=off; kernels: -ffp-contract=fast"},
+          {"threads", omp_get_max_threads()}};
+}
+
+// Init commitment: SHA-256 over "name\0sha256\n" of every tensor in buffer order. It is the
+// parent of the first checkpoint (the attestation issue replaces it with a Merkle root).
+std::string init_commitment(const Llama<float>& model) {
+  Sha256 h;
+  for (const auto& v : model.views()) {
+    h.update(v.name);
+    h.update(std::string_view("\0", 1));
+    h.update(sha256_hex(model.params() + v.offset, static_cast<size_t>(v.numel) * sizeof(float)));
+    h.update("\n");
+  }
+  return h.hex();
+}
+
+std::vector<CheckpointTensor> checkpoint_tensors(const Llama<float>& model, const AdamW<float>& opt) {
+  std::vector<CheckpointTensor> out;
+  for (const auto& v : model.views()) {
+    out.push_back({"param/" + v.name, v.shape, model.params() + v.offset});
+    out.push_back({"adam_m/" + v.name, v.shape, opt.m() + v.offset});
+    out.push_back({"adam_v/" + v.name, v.shape, opt.v() + v.offset});
+  }
+  return out;
+}
+
+void restore_tensors(const LoadedCheckpoint& ck, Llama<float>& model, AdamW<float>& opt, const fs::path& dir) {
+  for (const auto& v : model.views()) {
+    const std::pair<const char*, float*> dst[] = {
+        {"param/", model.params() + v.offset}, {"adam_m/", opt.m() + v.offset}, {"adam_v/", opt.v() + v.offset}};
+    for (const auto& [group, ptr] : dst) {
+      const std::string key = group + v.name;
+      auto it = ck.tensors.find(key);
+      if (it == ck.tensors.end()) throw IoError(dir.string() + ": checkpoint has no tensor '" + key + "'");
+      if (ck.shapes.at(key) != v.shape)
+        throw ConfigError(dir.string() + ": tensor '" + key + "' has another shape than the recipe's model");
+      std::copy(it->second.begin(), it->second.end(), ptr);
+    }
+  }
+}
+
+// Mean loss over eval_batches micro-batches of the validation set (always the same windows).
+double evaluate(Llama<float>& model, const DataLoader& val, const TrainConfig& tc) {
+  const int64_t B = tc.micro_batch, T = tc.seq_len;
+  std::vector<int32_t> x(B * T), y(B * T);
+  const int64_t batches = std::min(tc.eval_batches, std::max<int64_t>(1, val.num_windows() / B));
+  double sum = 0;
+  for (int64_t i = 0; i < batches; i++) {
+    val.fill(x.data(), y.data(), i * B, B);
+    sum += model.forward(x.data(), y.data(), B, T, Pass::kEval);
+  }
+  return sum / static_cast<double>(batches);
+}
+
+// Temperature-0.8 sampling; the draws come from the registry's stream "sample".
+std::string generate(Llama<float>& model, const tokenizer::Tokenizer& tok, const std::string& prompt,
+                     int64_t n_tokens, PhiloxKey key) {
+  std::vector<int32_t> ids = tok.encode(prompt);
+  if (ids.empty()) ids.push_back(tok.eos_id());
+  const int64_t maxT = model.config().max_seq_len, V = model.config().vocab_size;
+  std::vector<double> p(V);
+  for (int64_t i = 0; i < n_tokens; i++) {
+    const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - maxT);
+    const int64_t T = static_cast<int64_t>(ids.size()) - start;
+    model.forward(ids.data() + start, nullptr, 1, T, Pass::kLogits);
+    const float* logits = model.logits() + (T - 1) * V;
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < V; v++) mx = std::max(mx, static_cast<double>(logits[v]));
+    for (int64_t v = 0; v < V; v++) sum += (p[v] = std::exp((logits[v] - mx) / 0.8));
+    const PhiloxCounter r = philox4x32_10({static_cast<uint32_t>(i), 0, 0, 0}, key);
+    double u = uniform01_from_bits(r[0], r[1]) * sum, acc = 0;
+    int32_t next = static_cast<int32_t>(V - 1);
+    for (int64_t v = 0; v < V; v++) {
+      acc += p[v];
+      if (u < acc) {
+        next = static_cast<int32_t>(v);
+        break;
+      }
+    }
+    if (next == tok.eos_id()) break;
+    ids.push_back(next);
+  }
+  return tok.decode(ids);
+}
+
+// Keeps the lines of metrics.jsonl whose step is <= last_step (after a resume).
+void truncate_metrics(const fs::path& path, int64_t last_step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::ostringstream kept;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("step", int64_t{0}) <= last_step) kept << line << "\n";
+  }
+  write_file_atomic(path, kept.str());
+}
+
+}  // namespace
+
+TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
+  recipe.validate();
+  const TrainConfig& tc = recipe.train;
+  const fs::path run = opt.run_dir;
+  SSIAT_CHECK(!run.empty()) << "--run-dir is required";
+  const auto latest = latest_checkpoint(run);
+  if (opt.resume && !latest)
+    throw ConfigError(run.string() + ": no checkpoint to resume from (checkpoints/latest missing)");
+  if (!opt.resume && fs::exists(run / "checkpoints"))
+    throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
+
+  // Inputs are opened before anything is written, so a bad path writes nothing.
+  auto tok = tokenizer::make_byte_tokenizer();
+  std::optional<LoadedCheckpoint> ck;
+  if (latest) ck = read_checkpoint(*latest);
+  const uint64_t seed = ck ? ck->meta.master_seed : 0;
+  if (ck && recipe.seed && *recipe.seed != seed)
+    throw ConfigError("seed = " + std::to_string(*recipe.seed) + " differs from the checkpoint's master seed " +
+                      std::to_string(seed) + " in " + latest->string());
+  SeedRegistry reg = ck ? SeedRegistry(seed, recipe.seed ? SeedSource::kRecipe : SeedSource::kOs)
+                        : SeedRegistry::from_optional(recipe.seed);
+  const PhiloxKey order_key = reg.stream_key("data/order");
+  const PhiloxKey val_key = reg.stream_key("data/val_order");
+  const PhiloxKey sample_key = reg.stream_key("sample");
+  DataLoader train_data(recipe.data.train, tc.seq_len, order_key);
+  std::optional<DataLoader> val_data;
+  if (!recipe.data.val.empty()) val_data.emplace(recipe.data.val, tc.seq_len, val_key);
+
+  Llama<float> model(recipe.model);
+  AdamW<float> adamw(recipe.optim, model.num_params());
+  model.init_weights(reg);  // always: the seed log records the init even on resume
+  const std::string init_digest = init_commitment(model);
+  reg.record({{"type", "init_commitment"}, {"sha256", init_digest}, {"scheme", "sha256(name\\0leaf_sha256\\n ...)/v0"}});
+  reg.record({{"type", "tokenizer"}, {"name", tok->name()}, {"digest", tok->digest()}, {"vocab_size", tok->vocab_size()}});
+  reg.record({{"type", "data"},
+              {"train_manifest_sha256", train_data.manifest_sha256()},
+              {"val_manifest_sha256", val_data ? val_data->manifest_sha256() : ""}});
+
+  int64_t step = 0, samples = 0;
+  std::string parent = init_digest;
+  if (ck) {
+    restore_tensors(*ck, model, adamw, *latest);
+    step = ck->meta.step;
+    samples = ck->meta.samples_seen;
+    parent = ck->digest;
+  }
+
+  fs::create_directories(run);
+  write_file_atomic(run / "recipe.toml", recipe_to_toml(recipe));
+  write_file_atomic(run / "run.json", build_info().dump(2) + "\n");
+  reg.write(run / "seeds.jsonl");
+  const fs::path metrics_path = run / "metrics.jsonl";
+  if (ck) truncate_metrics(metrics_path, step);
+  else write_file_atomic(metrics_path, "");
+  std::ofstream metrics(metrics_path, std::ios::app);
+
+  const int64_t B = tc.micro_batch, T = tc.seq_len, accum = tc.grad_accum;
+  const int64_t tokens_per_step = B * T * accum;
+  const double flops_per_step = model.flops_per_token(T) * static_cast<double>(tokens_per_step);
+  const int64_t end = opt.stop_after > 0 ? std::min(tc.steps, step + opt.stop_after) : tc.steps;
+  std::vector<int32_t> x(B * T), y(B * T);
+  TrainResult result;
+  const auto t_start = Clock::now();
+  double step_time_avg = 0;
+
+  auto save = [&](int64_t at) {
+    CheckpointMeta meta;
+    meta.step = at;
+    meta.samples_seen = samples;
+    meta.master_seed = reg.master_seed();
+    meta.parent = parent;
+    meta.extra = {{"loss", result.loss}, {"recipe_sha256", sha256_hex(recipe_to_toml(recipe))}};
+    parent = write_checkpoint(run, meta, checkpoint_tensors(model, adamw));
+    if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
+  };
+
+  while (step < end) {
+    const auto t0 = Clock::now();
+    model.zero_grads();
+    double loss = 0;
+    for (int64_t a = 0; a < accum; a++) {
+      train_data.fill(x.data(), y.data(), samples, B);
+      samples += B;
+      loss += model.forward(x.data(), y.data(), B, T, Pass::kTrain, 1.0f / static_cast<float>(accum));
+      model.backward();
+    }
+    loss /= static_cast<double>(accum);
+    SSIAT_CHECK(std::isfinite(loss)) << "loss is " << loss << " at step " << step + 1;
+    const double gnorm = adamw.clip(model.grads(), model.num_params());
+    const double lr = lr_at(recipe.optim, recipe.schedule, tc.steps, step);
+    adamw.update(model.params(), model.grads(), model.views(), lr, step + 1);
+    step++;
+    result.step = step;
+    result.loss = loss;
+
+    const double dt = seconds_since(t0);
+    step_time_avg = step_time_avg == 0 ? dt : 0.9 * step_time_avg + 0.1 * dt;
+    json m = {{"step", step},
+              {"loss", loss},
+              {"lr", lr},
+              {"grad_norm", gnorm},
+              {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
+              {"gflops", flops_per_step / dt / 1e9},
+              {"elapsed_s", seconds_since(t_start)}};
+    const bool last = step == tc.steps;
+    if (val_data && ((tc.eval_interval > 0 && step % tc.eval_interval == 0) || last)) {
+      result.val_loss = evaluate(model, *val_data, tc);
+      m["val_loss"] = *result.val_loss;
+    }
+    metrics << m.dump() << "\n" << std::flush;
+    if (opt.progress && (step % tc.log_interval == 0 || step == end)) {
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | %.1f GFLOP/s | ETA %s%s\n",
+                   static_cast<long long>(step), static_cast<long long>(tc.steps), loss, lr, gnorm,
+                   static_cast<double>(tokens_per_step) / dt, flops_per_step / dt / 1e9,
+                   format_duration(step_time_avg * static_cast<double>(end - step)).c_str(),
+                   m.contains("val_loss") ? (" | val " + std::to_string(m["val_loss"].get<double>())).c_str() : "");
+    }
+    if ((recipe.checkpoint.interval > 0 && step % recipe.checkpoint.interval == 0) || step == end) save(step);
+  }
+
+  if (step == tc.steps && tc.sample_tokens > 0) {
+    result.sample = generate(model, *tok, tc.sample_prompt, tc.sample_tokens, sample_key);
+    write_file_atomic(run / "sample.txt", result.sample + "\n");
+  }
+  return result;
+}
+
+BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup) {
+  recipe.model.validate();
+  const TrainConfig& tc = recipe.train;
+  SeedRegistry reg = SeedRegistry::from_optional(recipe.seed.value_or(0));
+  Llama<float> model(recipe.model);
+  AdamW<float> adamw(recipe.optim, model.num_params());
+  model.init_weights(reg);
+  const int64_t B = tc.micro_batch, T = tc.seq_len, V = recipe.model.vocab_size;
+  std::vector<int32_t> x(B * T), y(B * T);
+  const PhiloxKey key = reg.stream_key("bench/tokens");
+  for (int64_t i = 0; i < B * T; i++) {
+    const PhiloxCounter r = philox4x32_10({static_cast<uint32_t>(i), 0, 0, 0}, key);
+    x[i] = static_cast<int32_t>(r[0] % static_cast<uint32_t>(V));
+    y[i] = static_cast<int32_t>(r[1] % static_cast<uint32_t>(V));
+  }
+  auto one_step = [&](int64_t s) {
+    model.zero_grads();
+    model.forward(x.data(), y.data(), B, T, Pass::kTrain);
+    model.backward();
+    adamw.clip(model.grads(), model.num_params());
+    adamw.update(model.params(), model.grads(), model.views(), recipe.optim.lr, s + 1);
+  };
+  for (int64_t s = 0; s < warmup; s++) one_step(s);
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < steps; s++) one_step(warmup + s);
+  const double dt = seconds_since(t0);
+  BenchResult r;
+  r.step_ms = dt / static_cast<double>(std::max<int64_t>(1, steps)) * 1e3;
+  r.tokens_per_s = static_cast<double>(B * T * steps) / dt;
+  r.peak_rss_mb = peak_rss_mb();
+  r.params = model.num_params();
+  r.threads = omp_get_max_threads();
+  return r;
+}
+
+}  // namespace ssiat

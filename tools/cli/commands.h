@@ -1,0 +1,14 @@
+// Subcommands of the `ssiat` CLI. Each add_*_command registers its subcommand (options and
+// callback) on the app; callbacks throw ssiat::Error, which main() turns into one line on
+// stderr and a non-zero exit.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace ssiat::cli {
+
+void add_data_command(CLI::App& app);   // ssiat data prepare
+void add_train_command(CLI::App& app);  // ssiat train
+void add_bench_command(CLI::App& app);  // ssiat bench train-step
+
+}  // namespace ssiat::cli

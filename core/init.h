@@ -16,6 +16,10 @@
 
 namespace ssiat {
 
+// Truncated normal: rejection attempts 0..kTruncNormalMaxAttempts-1, then the documented
+// deterministic fallback (a uniform point of [a, b] from the block with attempt = cap).
+inline constexpr uint32_t kTruncNormalMaxAttempts = 64;
+
 enum class InitKind { kZeros, kOnes, kUniform, kNormal, kTruncNormal };
 
 struct InitSpec {
@@ -27,6 +31,10 @@ struct InitSpec {
   double lo = 0.0;    // uniform: [lo, hi)
   double hi = 1.0;
   nlohmann::json to_json() const;  // {"fn":"trunc_normal","mean":0,"std":0.02,"a":-2,"b":2}
+  // Inverse of to_json; throws ConfigError naming the bad key or value.
+  static InitSpec from_json(const nlohmann::json& j);
+  // Throws ConfigError unless the parameters are finite and std >= 0, lo <= hi, a < b.
+  void validate() const;
   static InitSpec zeros();
   static InitSpec ones();
   static InitSpec uniform(double lo, double hi);

@@ -1,0 +1,479 @@
+// Token data preparation and the seeded window loader (core/data.h; format and order spec in
+// docs/data.md).
+//
+// prepare_data: pass 1 reads every input, refuses an empty or non-UTF-8 file (DataError with the
+// file and byte offset) and records its SHA-256; pass 2 re-reads each file (refusing one that
+// changed since pass 1), splits it into documents, tokenises them, appends eos and packs whole
+// documents into shards of at most shard_tokens tokens (a longer document gets a shard of its
+// own). Everything is written into a temporary directory beside out_dir and renamed into place,
+// so a failure leaves nothing behind. Shard files are byte-reproducible: HDF5 object time
+// tracking is off.
+//
+// DataLoader: verifies every shard's SHA-256 against the manifest, checks every token against the
+// vocabulary, and serves window perm_e[g mod W] for global sample g, with perm_e a Fisher-Yates
+// shuffle driven by Philox4x32-10 (Durstenfeld 1964; Knuth TAOCP vol. 2 §3.4.2 Algorithm P) and
+// unbiased bounded integers by Lemire's multiply-and-reject ("Fast random integer generation in
+// an interval", ACM TOMACS 2019). The order depends only on (key, W, g).
+#include "core/data.h"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "tokenizer/utf8.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace ssiat {
+namespace {
+
+constexpr const char* kFormat = "ssiat-tokens/v1";
+constexpr const char* kManifestName = "manifest.json";
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+std::string read_whole_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path.string() + ": cannot open for reading");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw IoError(path.string() + ": read error");
+  return std::move(ss).str();
+}
+
+bool is_blank_line(std::string_view line) {
+  return std::all_of(line.begin(), line.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; });
+}
+
+// Owns one HDF5 identifier and closes it with the matching H5*close.
+class H5Id {
+ public:
+  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Id() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+void h5_check(bool ok, const fs::path& file, const char* what) {
+  if (!ok) throw IoError(file.string() + ": HDF5 " + what + " failed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+// Calls fn(doc) for every document of a text file: maximal runs of non-blank lines, kept byte
+// for byte from the start of the first line to the end of the last (its '\n' excluded).
+template <typename Fn>
+void for_each_text_document(std::string_view content, Fn&& fn) {
+  size_t pos = 0;
+  size_t doc_begin = std::string_view::npos, doc_end = 0;
+  while (pos <= content.size()) {
+    size_t nl = content.find('\n', pos);
+    if (nl == std::string_view::npos) nl = content.size();
+    const std::string_view line = content.substr(pos, nl - pos);
+    if (is_blank_line(line)) {
+      if (doc_begin != std::string_view::npos) fn(content.substr(doc_begin, doc_end - doc_begin));
+      doc_begin = std::string_view::npos;
+    } else {
+      if (doc_begin == std::string_view::npos) doc_begin = pos;
+      doc_end = nl;
+    }
+    if (nl == content.size()) break;
+    pos = nl + 1;
+  }
+  if (doc_begin != std::string_view::npos) fn(content.substr(doc_begin, doc_end - doc_begin));
+}
+
+// Calls fn(doc) for the "text" field of every non-blank line of a JSONL file; empty texts are
+// skipped. Errors name the file and the 1-based line.
+template <typename Fn>
+void for_each_jsonl_document(std::string_view content, const fs::path& file, Fn&& fn) {
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < content.size()) {
+    size_t nl = content.find('\n', pos);
+    if (nl == std::string_view::npos) nl = content.size();
+    const std::string_view line = content.substr(pos, nl - pos);
+    line_no++;
+    pos = nl + 1;
+    if (is_blank_line(line)) continue;
+    const std::string where = file.string() + ":" + std::to_string(line_no);
+    json obj;
+    try {
+      obj = json::parse(line);
+    } catch (const json::exception& e) {
+      throw DataError(where + ": invalid JSON: " + e.what());
+    }
+    if (!obj.is_object() || !obj.contains("text") || !obj["text"].is_string())
+      throw DataError(where + ": expected an object with a string field \"text\"");
+    const std::string& text = obj["text"].get_ref<const std::string&>();
+    if (auto bad = tokenizer::find_invalid_utf8(text))
+      throw DataError(where + ": \"text\" is invalid UTF-8 at byte " + std::to_string(*bad) + " of the value");
+    if (!text.empty()) fn(std::string_view(text));
+  }
+}
+
+InputFormat format_of(const PrepareOptions& opt, const fs::path& file) {
+  if (!opt.auto_format) return opt.format;
+  return file.extension() == ".jsonl" ? InputFormat::kJsonl : InputFormat::kText;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shard writing
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value, const fs::path& file) {
+  H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+  h5_check(type.ok() && H5Tset_size(type.get(), H5T_VARIABLE) >= 0 &&
+               H5Tset_cset(type.get(), H5T_CSET_UTF8) >= 0,
+           file, "string type");
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  h5_check(attr.ok(), file, "attribute create");
+  const char* ptr = value.c_str();
+  h5_check(H5Awrite(attr.get(), type.get(), &ptr) >= 0, file, "attribute write");
+}
+
+void write_dataset(hid_t file_id, const char* name, hid_t file_type, hid_t mem_type, const void* data,
+                   size_t n, const fs::path& file) {
+  const hsize_t dims[1] = {static_cast<hsize_t>(n)};
+  H5Id space(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  h5_check(space.ok() && dcpl.ok() && H5Pset_obj_track_times(dcpl.get(), false) >= 0, file, "dataset setup");
+  H5Id dset(H5Dcreate2(file_id, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+            H5Dclose);
+  h5_check(dset.ok(), file, "dataset create");
+  h5_check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, file, "dataset write");
+}
+
+void write_shard(const fs::path& file, const std::vector<uint32_t>& tokens, const std::vector<uint64_t>& offsets,
+                 const std::string& source_sha256, const std::string& tokenizer_digest) {
+  H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  h5_check(fcpl.ok() && H5Pset_obj_track_times(fcpl.get(), false) >= 0, file, "file setup");
+  H5Id f(H5Fcreate(file.c_str(), H5F_ACC_EXCL, fcpl.get(), H5P_DEFAULT), H5Fclose);
+  h5_check(f.ok(), file, "file create");
+  write_dataset(f.get(), "tokens", H5T_STD_U32LE, H5T_NATIVE_UINT32, tokens.data(), tokens.size(), file);
+  write_dataset(f.get(), "doc_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, offsets.data(), offsets.size(), file);
+  write_string_attr(f.get(), "source_sha256", source_sha256, file);
+  write_string_attr(f.get(), "tokenizer_digest", tokenizer_digest, file);
+  h5_check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL) >= 0, file, "flush");
+}
+
+// Packs whole documents into shards of at most shard_tokens tokens and writes them into dir.
+class ShardPacker {
+ public:
+  ShardPacker(fs::path dir, int64_t shard_tokens, std::string tokenizer_digest)
+      : dir_(std::move(dir)), shard_tokens_(shard_tokens), tokenizer_digest_(std::move(tokenizer_digest)) {
+    offsets_.push_back(0);
+  }
+
+  // doc: the document's ids including the trailing eos.
+  void add(const std::vector<uint32_t>& doc, const std::string& source_sha) {
+    if (!tokens_.empty() && static_cast<int64_t>(tokens_.size() + doc.size()) > shard_tokens_) flush();
+    tokens_.insert(tokens_.end(), doc.begin(), doc.end());
+    offsets_.push_back(tokens_.size());
+    if (std::find(sources_.begin(), sources_.end(), source_sha) == sources_.end()) sources_.push_back(source_sha);
+  }
+
+  void flush() {
+    if (tokens_.empty()) return;
+    char name[32];
+    std::snprintf(name, sizeof(name), "shard_%05zu.h5", entries_.size());
+    const fs::path file = dir_ / name;
+    std::string joined;
+    for (const auto& s : sources_) joined += (joined.empty() ? "" : ",") + s;
+    write_shard(file, tokens_, offsets_, joined, tokenizer_digest_);
+    entries_.push_back({{"file", name},
+                        {"sha256", sha256_file(file)},
+                        {"tokens", static_cast<int64_t>(tokens_.size())},
+                        {"documents", static_cast<int64_t>(offsets_.size() - 1)}});
+    tokens_.clear();
+    offsets_.assign(1, 0);
+    sources_.clear();
+  }
+
+  const json& entries() const { return entries_; }
+
+ private:
+  fs::path dir_;
+  int64_t shard_tokens_;
+  std::string tokenizer_digest_;
+  std::vector<uint32_t> tokens_;
+  std::vector<uint64_t> offsets_;  // (documents + 1)
+  std::vector<std::string> sources_;
+  json entries_ = json::array();
+};
+
+fs::path strip_trailing_separator(fs::path p) {
+  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+  return p;
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+// prepare_data
+
+PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer& tok, const fs::path& out_dir_in) {
+  if (opt.inputs.empty()) throw ConfigError("data prepare: no input files");
+  if (opt.shard_tokens <= 0)
+    throw ConfigError("data prepare: shard_tokens must be positive, got " + std::to_string(opt.shard_tokens));
+  const fs::path out_dir = strip_trailing_separator(out_dir_in);
+  std::error_code ec;
+  if (fs::exists(out_dir, ec)) {
+    if (!fs::is_directory(out_dir)) throw IoError(out_dir.string() + ": exists and is not a directory");
+    if (!fs::is_empty(out_dir)) throw IoError(out_dir.string() + ": output directory exists and is not empty");
+  }
+
+  // Pass 1: every input non-empty, valid UTF-8; record its digest and size.
+  struct Source {
+    fs::path path;
+    std::string sha256;
+    int64_t bytes;
+  };
+  std::vector<Source> sources;
+  for (const auto& path : opt.inputs) {
+    const std::string content = read_whole_file(path);
+    if (content.empty()) throw DataError(path.string() + ": empty");
+    if (auto bad = tokenizer::find_invalid_utf8(content))
+      throw DataError(path.string() + ": invalid UTF-8 at byte " + std::to_string(*bad));
+    sources.push_back({path, sha256_hex(content), static_cast<int64_t>(content.size())});
+  }
+
+  const fs::path parent = out_dir.has_parent_path() ? out_dir.parent_path() : fs::path(".");
+  std::string tmp_name = ".";  // built with += : GCC 12 gives a false -Wrestrict on "." + string&&
+  tmp_name += out_dir.filename().string();
+  tmp_name += ".tmp-" + std::to_string(::getpid());
+  const fs::path tmp = parent / tmp_name;
+  try {
+    fs::create_directories(parent);
+    fs::remove_all(tmp);
+    fs::create_directory(tmp);
+  } catch (const fs::filesystem_error& e) {
+    throw IoError(tmp.string() + ": cannot create temporary directory: " + e.code().message());
+  }
+
+  PrepareResult result;
+  try {
+    ShardPacker packer(tmp, opt.shard_tokens, tok.digest());
+    json src_entries = json::array();
+    const int64_t vocab = tok.vocab_size();
+    const auto eos = static_cast<uint32_t>(tok.eos_id());
+    for (const auto& src : sources) {
+      const std::string content = read_whole_file(src.path);
+      if (sha256_hex(content) != src.sha256)
+        throw IoError(src.path.string() + ": changed while data prepare was reading it");
+      int64_t docs = 0;
+      auto add_doc = [&](std::string_view text) {
+        const std::vector<int32_t> ids = tok.encode(text);
+        std::vector<uint32_t> doc(ids.size() + 1);
+        for (size_t i = 0; i < ids.size(); i++) {
+          if (ids[i] < 0 || ids[i] >= vocab)
+            throw DataError(src.path.string() + ": tokenizer produced id " + std::to_string(ids[i]) +
+                            " outside [0, " + std::to_string(vocab) + ")");
+          doc[i] = static_cast<uint32_t>(ids[i]);
+        }
+        doc.back() = eos;
+        packer.add(doc, src.sha256);
+        docs++;
+        result.tokens += static_cast<int64_t>(doc.size());
+      };
+      if (format_of(opt, src.path) == InputFormat::kJsonl)
+        for_each_jsonl_document(content, src.path, add_doc);
+      else
+        for_each_text_document(content, add_doc);
+      if (docs == 0) throw DataError(src.path.string() + ": empty (no documents)");
+      result.documents += docs;
+      src_entries.push_back(
+          {{"path", src.path.string()}, {"sha256", src.sha256}, {"bytes", src.bytes}, {"documents", docs}});
+      if (opt.progress)
+        std::cerr << "data prepare: " << src.path.string() << ": " << docs << " documents\n";
+    }
+    packer.flush();
+    result.shards = static_cast<int64_t>(packer.entries().size());
+
+    json manifest = {{"format", kFormat},
+                     {"tokenizer", {{"name", tok.name()}, {"digest", tok.digest()}, {"vocab_size", vocab}}},
+                     {"sources", src_entries},
+                     {"shards", packer.entries()},
+                     {"tokens", result.tokens},
+                     {"documents", result.documents}};
+    write_file_atomic(tmp / kManifestName, manifest.dump(2) + "\n");
+    if (fs::exists(out_dir)) fs::remove(out_dir);  // empty (checked above)
+    publish_dir_atomic(tmp, out_dir);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ignore;
+    fs::remove_all(tmp, ignore);
+    throw IoError(e.path1().string() + ": " + e.code().message());
+  } catch (...) {
+    std::error_code ignore;
+    fs::remove_all(tmp, ignore);
+    throw;
+  }
+  return result;
+}
+
+// -----------------------------------------------------------------------------------------------
+// DataLoader
+
+namespace {
+
+// Uniform integer in [0, n) for Fisher-Yates draw j of epoch e (docs/data.md): attempt a uses
+// Philox counter (j, e, a, 0); x = w0 | w1 << 32; m = x * n (128-bit); accept the high half
+// unless the low half is below 2^64 mod n (Lemire 2019), which makes the result exactly uniform.
+uint64_t uniform_below(uint64_t n, uint32_t j, uint32_t e, PhiloxKey key) {
+  for (uint32_t a = 0;; a++) {
+    const PhiloxCounter c = philox4x32_10({j, e, a, 0}, key);
+    const uint64_t x = static_cast<uint64_t>(c[0]) | (static_cast<uint64_t>(c[1]) << 32);
+    const unsigned __int128 m = static_cast<unsigned __int128>(x) * n;
+    const auto low = static_cast<uint64_t>(m);
+    if (low < n) {
+      const uint64_t threshold = (0 - n) % n;  // 2^64 mod n
+      if (low < threshold) continue;
+    }
+    return static_cast<uint64_t>(m >> 64);
+  }
+}
+
+}  // namespace
+
+DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key)
+    : seq_len_(seq_len), num_windows_(0), order_key_(order_key) {
+  if (seq_len <= 0) throw ConfigError("data loader: seq_len must be positive, got " + std::to_string(seq_len));
+  const fs::path manifest_path = dir / kManifestName;
+  const std::string text = read_whole_file(manifest_path);
+  manifest_sha256_ = sha256_hex(text);
+  json manifest;
+  try {
+    manifest = json::parse(text);
+  } catch (const json::exception& e) {
+    throw IoError(manifest_path.string() + ": invalid JSON: " + e.what());
+  }
+  int64_t vocab = 0;
+  struct ShardEntry {
+    fs::path file;
+    int64_t tokens;
+  };
+  std::vector<ShardEntry> shards;
+  int64_t total = 0;
+  try {
+    if (manifest.at("format").get<std::string>() != kFormat)
+      throw IoError(manifest_path.string() + ": format is not " + kFormat);
+    vocab = manifest.at("tokenizer").at("vocab_size").get<int64_t>();
+    for (const auto& entry : manifest.at("shards")) {
+      const auto name = entry.at("file").get<std::string>();
+      const auto expect_sha = entry.at("sha256").get<std::string>();
+      const auto expect_tokens = entry.at("tokens").get<int64_t>();
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+        throw IoError(manifest_path.string() + ": bad shard file name '" + name + "'");
+      const fs::path file = dir / name;
+      const std::string got_sha = sha256_file(file);
+      if (got_sha != expect_sha)
+        throw IoError(file.string() + ": SHA-256 mismatch (manifest " + expect_sha + ", file " + got_sha + ")");
+      // A shard cannot hold more uint32 tokens than a quarter of its bytes.
+      if (expect_tokens < 0 || static_cast<uintmax_t>(expect_tokens) > fs::file_size(file) / 4)
+        throw IoError(manifest_path.string() + ": implausible token count for " + name);
+      shards.push_back({file, expect_tokens});
+      total += expect_tokens;
+    }
+  } catch (const json::exception& e) {
+    throw IoError(manifest_path.string() + ": " + e.what());
+  }
+  tokens_.reserve(static_cast<size_t>(total));
+
+  for (const auto& [file, expect_tokens] : shards) {
+    hid_t fid = -1, did = -1;
+    H5E_BEGIN_TRY {
+      fid = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      if (fid >= 0) did = H5Dopen2(fid, "tokens", H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    H5Id f(fid, H5Fclose);
+    H5Id d(did, H5Dclose);
+    if (!f.ok()) throw IoError(file.string() + ": not an HDF5 file");
+    if (!d.ok()) throw IoError(file.string() + ": no dataset \"tokens\"");
+    H5Id type(H5Dget_type(d.get()), H5Tclose);
+    H5Id space(H5Dget_space(d.get()), H5Sclose);
+    if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 4 ||
+        H5Tget_sign(type.get()) != H5T_SGN_NONE)
+      throw IoError(file.string() + ": dataset \"tokens\" is not uint32");
+    hsize_t dims[1] = {0};
+    if (H5Sget_simple_extent_ndims(space.get()) != 1 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 1)
+      throw IoError(file.string() + ": dataset \"tokens\" is not 1-D");
+    if (static_cast<int64_t>(dims[0]) != expect_tokens)
+      throw IoError(file.string() + ": " + std::to_string(dims[0]) + " tokens, manifest says " +
+                    std::to_string(expect_tokens));
+    const size_t base = tokens_.size();
+    tokens_.resize(base + dims[0]);
+    if (dims[0] > 0)
+      h5_check(H5Dread(d.get(), H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens_.data() + base) >= 0,
+               file, "read of \"tokens\"");
+    for (size_t i = base; i < tokens_.size(); i++)
+      if (tokens_[i] >= static_cast<uint64_t>(vocab))
+        throw DataError(file.string() + ": token " + std::to_string(tokens_[i]) + " at index " +
+                        std::to_string(i - base) + " is outside the vocabulary (" + std::to_string(vocab) + ")");
+  }
+
+  const auto L = static_cast<int64_t>(tokens_.size());
+  if (L < seq_len + 1)
+    throw DataError(dir.string() + ": " + std::to_string(L) + " tokens are too few for one window of seq_len " +
+                    std::to_string(seq_len));
+  num_windows_ = (L - 1) / seq_len;
+  if (num_windows_ > static_cast<int64_t>(UINT32_MAX))
+    throw DataError(dir.string() + ": " + std::to_string(num_windows_) + " windows exceed the 2^32 order limit");
+}
+
+int64_t DataLoader::window_of(int64_t g) const {
+  SSIAT_CHECK(g >= 0) << "data loader: negative sample index " << g;
+  const int64_t epoch = g / num_windows_;
+  SSIAT_CHECK(epoch <= static_cast<int64_t>(UINT32_MAX)) << "data loader: epoch " << epoch << " beyond 2^32";
+  if (epoch != cached_epoch_) {
+    // Durstenfeld's Fisher-Yates: for j = W-1 down to 1, swap perm[j] with perm[U(j+1)].
+    perm_.resize(static_cast<size_t>(num_windows_));
+    for (int64_t i = 0; i < num_windows_; i++) perm_[i] = i;
+    for (int64_t j = num_windows_ - 1; j >= 1; j--) {
+      const auto k = static_cast<int64_t>(uniform_below(static_cast<uint64_t>(j) + 1, static_cast<uint32_t>(j),
+                                                        static_cast<uint32_t>(epoch), order_key_));
+      std::swap(perm_[j], perm_[k]);
+    }
+    cached_epoch_ = epoch;
+  }
+  return perm_[static_cast<size_t>(g % num_windows_)];
+}
+
+void DataLoader::fill(int32_t* inputs, int32_t* targets, int64_t first, int64_t B) const {
+  SSIAT_CHECK(first >= 0 && B >= 0) << "data loader: bad range first=" << first << " B=" << B;
+  const int64_t T = seq_len_;
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t w = window_of(first + b);
+    const uint32_t* src = tokens_.data() + w * T;  // (T + 1) tokens from the stream
+    int32_t* in = inputs + b * T;                  // (B, T)
+    int32_t* tg = targets + b * T;                 // (B, T)
+    for (int64_t t = 0; t < T; t++) {
+      in[t] = static_cast<int32_t>(src[t]);
+      tg[t] = static_cast<int32_t>(src[t + 1]);
+    }
+  }
+}
+
+}  // namespace ssiat

@@ -1,8 +1,8 @@
 // Communicators on raw buffers: one interface, implemented by a single-process communicator and
-// by MPI (CPU); NCCL (CUDA) comes with the GPU issue. Collectives are deterministic: MPI's
-// reductions are called with a fixed algorithm-independent order only through allreduce_sum,
-// which reduces in rank order (gather to every rank, sum 0..R-1) so results do not depend on
-// the MPI implementation's reduction tree.
+// by MPI (CPU); NCCL (CUDA) comes with the GPU issue. Collectives are deterministic:
+// allreduce_sum is a fixed-order reduce-scatter (each rank sums its slice over ranks 0..R-1 in
+// order) followed by an allgather, so every rank holds identical bits that do not depend on the
+// MPI implementation's reduction tree.
 #pragma once
 
 #include <cstddef>

@@ -12,6 +12,8 @@
 //   [schedule]  kind ("cosine" | "wsd"), warmup_steps, decay_fraction (wsd only)
 //   [checkpoint] interval, keep
 // Relative paths in a recipe are taken relative to the current working directory.
+// docs/recipes.md lists every key with its type, default and range. Seeds must be < 2^63 (TOML
+// integers are signed 64-bit).
 //
 // Contract: load_recipe() throws ConfigError with one line naming the file, the key and its
 // line for an unknown key, a wrong type, an out-of-range value, or a missing file; it reads
@@ -31,7 +33,7 @@ struct ModelConfig {
   int64_t n_layer = 0;
   int64_t d_model = 0;
   int64_t n_head = 0;
-  int64_t n_kv_head = 0;  // 0 in the file means "= n_head"
+  int64_t n_kv_head = 0;  // 0 (or absent) in the file means "= n_head"; load_recipe stores n_head
   int64_t d_ff = 0;
   int64_t max_seq_len = 0;
   bool tied_embeddings = false;
@@ -40,6 +42,7 @@ struct ModelConfig {
   double init_std = 0.02;
   int64_t head_dim() const { return d_model / n_head; }
   void validate() const;  // throws ConfigError naming the key and value
+  bool operator==(const ModelConfig&) const = default;
 };
 
 enum class TokenizerKind { kByte };
@@ -48,12 +51,14 @@ struct TokenizerConfig {
   TokenizerKind kind = TokenizerKind::kByte;
   std::string path;  // tokenizer directory (BPE, a later issue); unused for "byte"
   void validate() const;
+  bool operator==(const TokenizerConfig&) const = default;
 };
 
 struct DataConfig {
   std::string train;  // directory written by `ssiat data prepare`
   std::string val;    // optional
   void validate() const;
+  bool operator==(const DataConfig&) const = default;
 };
 
 struct TrainConfig {
@@ -67,6 +72,7 @@ struct TrainConfig {
   int64_t sample_tokens = 0;  // generate this many tokens after training (greedy); 0: none
   std::string sample_prompt;
   void validate() const;
+  bool operator==(const TrainConfig&) const = default;
 };
 
 struct OptimConfig {
@@ -78,6 +84,7 @@ struct OptimConfig {
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // 0: no clipping
   void validate() const;
+  bool operator==(const OptimConfig&) const = default;
 };
 
 enum class ScheduleKind { kCosine, kWsd };
@@ -87,12 +94,14 @@ struct ScheduleConfig {
   int64_t warmup_steps = 0;
   double decay_fraction = 0.2;  // wsd: last fraction of steps decays linearly to min_lr
   void validate() const;
+  bool operator==(const ScheduleConfig&) const = default;
 };
 
 struct CheckpointConfig {
   int64_t interval = 0;  // 0: only at the last step
   int64_t keep = 0;      // 0: keep all
   void validate() const;
+  bool operator==(const CheckpointConfig&) const = default;
 };
 
 struct Recipe {
@@ -108,6 +117,7 @@ struct Recipe {
   ScheduleConfig schedule;
   CheckpointConfig checkpoint;
   void validate() const;  // each part, then cross-checks (seq_len <= max_seq_len, ...)
+  bool operator==(const Recipe&) const = default;  // every field, path and text included
 };
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});

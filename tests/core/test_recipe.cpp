@@ -1,0 +1,528 @@
+// Tests for core/recipe.h: values and defaults, one-line errors naming file, key and line for
+// each error class, --set overrides, the recipe_to_toml round trip, and that loading writes
+// nothing. Every recipe is a temporary file written by the test itself. Expected messages and
+// defaults come from the header and the task's spec (docs/recipes.md), not from running the code.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/recipe.h"
+
+namespace fs = std::filesystem;
+
+namespace ssiat {
+namespace {
+
+// A minimal valid recipe; the line numbers below are used by the error tests.
+const std::vector<std::string> kBase = {
+    "seed = 7",                 // 1
+    "[model]",                  // 2
+    "vocab_size = 300",         // 3
+    "n_layer = 2",              // 4
+    "d_model = 64",             // 5
+    "n_head = 4",               // 6
+    "n_kv_head = 2",            // 7
+    "d_ff = 128",               // 8
+    "max_seq_len = 64",         // 9
+    "[data]",                   // 10
+    "train = \"data/tiny\"",    // 11
+    "[train]",                  // 12
+    "steps = 10",               // 13
+    "micro_batch = 2",          // 14
+    "seq_len = 32",             // 15
+    "[optim]",                  // 16
+    "lr = 0.001",               // 17
+};
+
+class RecipeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("ssiat_recipe_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& text, const std::string& name = "r.toml") {
+    std::string p = (dir_ / name).string();
+    std::ofstream f(p, std::ios::binary);
+    f << text;
+    return p;
+  }
+  static std::string join(const std::vector<std::string>& lines) {
+    std::string s;
+    for (const auto& l : lines) s += l + "\n";
+    return s;
+  }
+  // kBase with line `n` (1-based) replaced by `text` (which may hold several lines).
+  static std::vector<std::string> with_line(int n, const std::string& text) {
+    auto lines = kBase;
+    lines[n - 1] = text;
+    return lines;
+  }
+  // The ConfigError message of loading `lines`; fails the test if it loads or throws another type.
+  std::string error_of(const std::vector<std::string>& lines, const std::vector<std::string>& overrides = {}) {
+    std::string p = write(join(lines));
+    try {
+      load_recipe(p, overrides);
+    } catch (const ConfigError& e) {
+      std::string m = e.what();
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+      return m;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a ConfigError: " << e.what();
+      return "";
+    }
+    ADD_FAILURE() << "loaded without error";
+    return "";
+  }
+  std::string path() const { return (dir_ / "r.toml").string(); }
+
+  fs::path dir_;
+};
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+TEST_F(RecipeTest, ValidRecipeHasValuesAndDefaults) {
+  std::string text = join(kBase);
+  std::string p = write(text);
+  Recipe r = load_recipe(p);
+  EXPECT_EQ(r.path, p);
+  EXPECT_EQ(r.text, text);
+  EXPECT_TRUE(r.overrides.empty());
+  ASSERT_TRUE(r.seed.has_value());
+  EXPECT_EQ(*r.seed, 7u);
+  EXPECT_EQ(r.model.vocab_size, 300);
+  EXPECT_EQ(r.model.n_layer, 2);
+  EXPECT_EQ(r.model.d_model, 64);
+  EXPECT_EQ(r.model.n_head, 4);
+  EXPECT_EQ(r.model.n_kv_head, 2);
+  EXPECT_EQ(r.model.d_ff, 128);
+  EXPECT_EQ(r.model.max_seq_len, 64);
+  EXPECT_EQ(r.data.train, "data/tiny");
+  EXPECT_EQ(r.train.steps, 10);
+  EXPECT_EQ(r.train.micro_batch, 2);
+  EXPECT_EQ(r.train.seq_len, 32);
+  EXPECT_DOUBLE_EQ(r.optim.lr, 0.001);
+  // Defaults (core/recipe.h).
+  EXPECT_FALSE(r.model.tied_embeddings);
+  EXPECT_EQ(r.model.rope_theta, 10000.0);
+  EXPECT_EQ(r.model.norm_eps, 1e-5);
+  EXPECT_EQ(r.model.init_std, 0.02);
+  EXPECT_EQ(r.tokenizer.kind, TokenizerKind::kByte);
+  EXPECT_EQ(r.tokenizer.path, "");
+  EXPECT_EQ(r.data.val, "");
+  EXPECT_EQ(r.train.grad_accum, 1);
+  EXPECT_EQ(r.train.eval_interval, 0);
+  EXPECT_EQ(r.train.eval_batches, 8);
+  EXPECT_EQ(r.train.log_interval, 1);
+  EXPECT_EQ(r.train.sample_tokens, 0);
+  EXPECT_EQ(r.train.sample_prompt, "");
+  EXPECT_EQ(r.optim.min_lr, 0.0);
+  EXPECT_EQ(r.optim.beta1, 0.9);
+  EXPECT_EQ(r.optim.beta2, 0.95);
+  EXPECT_EQ(r.optim.eps, 1e-8);
+  EXPECT_EQ(r.optim.weight_decay, 0.1);
+  EXPECT_EQ(r.optim.grad_clip, 1.0);
+  EXPECT_EQ(r.schedule.kind, ScheduleKind::kCosine);
+  EXPECT_EQ(r.schedule.warmup_steps, 0);
+  EXPECT_EQ(r.schedule.decay_fraction, 0.2);
+  EXPECT_EQ(r.checkpoint.interval, 0);
+  EXPECT_EQ(r.checkpoint.keep, 0);
+}
+
+TEST_F(RecipeTest, OptionalKeysAndSpecialCases) {
+  auto lines = kBase;
+  lines[0] = "# no seed here";
+  lines[6] = "# n_kv_head absent: = n_head";
+  lines[16] = "lr = 1";  // an integer where a float is expected
+  for (const char* l : {"min_lr = 0", "beta1 = 0.8", "grad_clip = 0", "[schedule]", "kind = \"wsd\"",
+                        "warmup_steps = 10", "decay_fraction = 0.5", "[tokenizer]", "kind = \"byte\"",
+                        "[checkpoint]", "interval = 5", "keep = 2"})
+    lines.push_back(l);
+  lines.insert(lines.begin() + 8, "tied_embeddings = true");
+  Recipe r = load_recipe(write(join(lines)));
+  EXPECT_FALSE(r.seed.has_value());
+  EXPECT_EQ(r.model.n_kv_head, 4);
+  EXPECT_TRUE(r.model.tied_embeddings);
+  EXPECT_EQ(r.optim.lr, 1.0);
+  EXPECT_EQ(r.optim.beta1, 0.8);
+  EXPECT_EQ(r.optim.grad_clip, 0.0);
+  EXPECT_EQ(r.schedule.kind, ScheduleKind::kWsd);
+  EXPECT_EQ(r.schedule.warmup_steps, 10);  // == steps is allowed
+  EXPECT_EQ(r.schedule.decay_fraction, 0.5);
+  EXPECT_EQ(r.checkpoint.interval, 5);
+  EXPECT_EQ(r.checkpoint.keep, 2);
+
+  // n_kv_head = 0 also means n_head; the largest seed TOML can hold is accepted.
+  Recipe r2 = load_recipe(write(join(with_line(7, "n_kv_head = 0"))));
+  EXPECT_EQ(r2.model.n_kv_head, 4);
+  Recipe r3 = load_recipe(write(join(with_line(1, "seed = 9223372036854775807"))));
+  EXPECT_EQ(*r3.seed, 9223372036854775807ull);
+  Recipe r4 = load_recipe(write(join(with_line(1, "seed = 0"))));
+  EXPECT_EQ(*r4.seed, 0u);
+}
+
+TEST_F(RecipeTest, TextIsVerbatimAndLinesCountWithCrlf) {
+  std::string text;
+  for (const auto& l : kBase) text += l + "   # comment é\r\n";
+  std::string p = write(text);
+  Recipe r = load_recipe(p);
+  EXPECT_EQ(r.text, text);
+  auto lines = kBase;
+  lines[12] = "steps = \"x\"";
+  std::string bad;
+  for (const auto& l : lines) bad += l + "\r\n";
+  write(bad);
+  try {
+    load_recipe(p);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(starts_with(e.what(), p + ":13: ")) << e.what();
+  }
+}
+
+TEST_F(RecipeTest, UnknownKeyNamesFileLineKeyAndSuggestion) {
+  std::string m = error_of(with_line(7, "n_kv_heads = 2"));
+  EXPECT_EQ(m, path() + ":7: unknown key 'model.n_kv_heads' (did you mean 'model.n_kv_head'?)");
+  m = error_of(with_line(7, "completely_unrelated = 2"));
+  EXPECT_EQ(m, path() + ":7: unknown key 'model.completely_unrelated'");
+  // A key of another section is suggested by its name.
+  m = error_of(with_line(1, "lr = 0.1"));
+  EXPECT_EQ(m, path() + ":1: unknown key 'lr' (did you mean 'optim.lr'?)");
+  m = error_of(with_line(1, "sed = 3"));
+  EXPECT_EQ(m, path() + ":1: unknown key 'sed' (did you mean 'seed'?)");
+  // A sub-table of a known section is an unknown key.
+  auto lines = kBase;
+  lines.push_back("[model.extra]");
+  lines.push_back("x = 1");
+  m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":18: unknown key 'model.extra'")) << m;
+}
+
+TEST_F(RecipeTest, UnknownSectionIsAnError) {
+  auto lines = kBase;
+  lines.push_back("[optimizer]");
+  lines.push_back("lr = 1");
+  std::string m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":18: unknown section 'optimizer'")) << m;
+  lines = kBase;
+  lines.push_back("[chekpoint]");
+  m = error_of(lines);
+  EXPECT_EQ(m, path() + ":18: unknown section 'chekpoint' (did you mean 'checkpoint'?)");
+  // A known section that is not a table.
+  m = error_of(with_line(1, "checkpoint = 3"));
+  EXPECT_EQ(m, path() + ":1: 'checkpoint' must be a table, got integer");
+}
+
+TEST_F(RecipeTest, WrongTypeNamesKeyAndTypes) {
+  EXPECT_EQ(error_of(with_line(13, "steps = \"ten\"")), path() + ":13: 'train.steps' must be an integer, got string");
+  EXPECT_EQ(error_of(with_line(13, "steps = 10.0")), path() + ":13: 'train.steps' must be an integer, got float");
+  EXPECT_EQ(error_of(with_line(17, "lr = \"fast\"")), path() + ":17: 'optim.lr' must be a number, got string");
+  EXPECT_EQ(error_of(with_line(11, "train = 5")), path() + ":11: 'data.train' must be a string, got integer");
+  EXPECT_EQ(error_of(with_line(11, "train = [\"a\"]")), path() + ":11: 'data.train' must be a string, got array");
+  EXPECT_EQ(error_of(with_line(7, "n_kv_head = true")), path() + ":7: 'model.n_kv_head' must be an integer, got boolean");
+  EXPECT_EQ(error_of(with_line(1, "seed = \"42\"")), path() + ":1: 'seed' must be an integer, got string");
+  EXPECT_EQ(error_of(with_line(1, "seed = 1.5")), path() + ":1: 'seed' must be an integer, got float");
+  auto lines = with_line(9, "max_seq_len = 64\ntied_embeddings = 1");
+  EXPECT_EQ(error_of(lines), path() + ":10: 'model.tied_embeddings' must be a boolean, got integer");
+}
+
+TEST_F(RecipeTest, OutOfRangeNamesKeyValueAndLine) {
+  EXPECT_EQ(error_of(with_line(6, "n_head = 0")), path() + ":6: 'model.n_head' = 0 is out of range (must be >= 1)");
+  EXPECT_EQ(error_of(with_line(13, "steps = -5")), path() + ":13: 'train.steps' = -5 is out of range (must be >= 1)");
+  EXPECT_EQ(error_of(with_line(1, "seed = -1")), path() + ":1: 'seed' = -1 is out of range (must be >= 0 and < 2^63)");
+  std::string m = error_of(with_line(17, "lr = 0"));
+  EXPECT_TRUE(starts_with(m, path() + ":17: 'optim.lr' = 0") && m.find("out of range") != std::string::npos) << m;
+  m = error_of(with_line(17, "lr = nan"));
+  EXPECT_TRUE(starts_with(m, path() + ":17: 'optim.lr' = nan is out of range")) << m;
+  m = error_of(with_line(17, "lr = inf"));
+  EXPECT_TRUE(starts_with(m, path() + ":17: 'optim.lr' = inf is out of range")) << m;
+  m = error_of(with_line(17, "lr = 0.001\nbeta2 = 1.0"));
+  EXPECT_TRUE(starts_with(m, path() + ":18: 'optim.beta2' = 1")) << m;
+  m = error_of(with_line(3, "vocab_size = 3000000000"));
+  EXPECT_TRUE(starts_with(m, path() + ":3: 'model.vocab_size' = 3000000000 is out of range")) << m;
+  m = error_of(with_line(11, "train = \"\""));
+  EXPECT_TRUE(starts_with(m, path() + ":11: 'data.train'")) << m;
+  m = error_of(with_line(7, "n_kv_head = -2"));
+  EXPECT_TRUE(starts_with(m, path() + ":7: 'model.n_kv_head' = -2 is out of range")) << m;
+  auto lines = kBase;
+  lines.push_back("[schedule]");
+  lines.push_back("decay_fraction = 1.5");
+  m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":19: 'schedule.decay_fraction' = 1.5 is out of range")) << m;
+}
+
+TEST_F(RecipeTest, CrossChecksBlameOneKeyAndItsLine) {
+  std::string m = error_of(with_line(6, "n_head = 3"));  // 64 % 3 != 0
+  EXPECT_TRUE(starts_with(m, path() + ":6: 'model.n_head' = 3")) << m;
+  m = error_of(with_line(7, "n_kv_head = 3"));  // 4 % 3 != 0
+  EXPECT_TRUE(starts_with(m, path() + ":7: 'model.n_kv_head' = 3")) << m;
+  m = error_of(with_line(5, "d_model = 20"));  // head_dim 5 is odd
+  EXPECT_TRUE(starts_with(m, path() + ":5: 'model.d_model' = 20")) << m;
+  EXPECT_NE(m.find("RoPE"), std::string::npos) << m;
+  m = error_of(with_line(15, "seq_len = 65"));  // > max_seq_len 64
+  EXPECT_TRUE(starts_with(m, path() + ":15: 'train.seq_len' = 65")) << m;
+  EXPECT_NE(m.find("max_seq_len"), std::string::npos) << m;
+  m = error_of(with_line(17, "lr = 0.001\nmin_lr = 0.01"));
+  EXPECT_TRUE(starts_with(m, path() + ":18: 'optim.min_lr' = 0.01")) << m;
+  auto lines = kBase;
+  lines.push_back("[schedule]");
+  lines.push_back("warmup_steps = 11");
+  m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":19: 'schedule.warmup_steps' = 11")) << m;
+  m = error_of(with_line(3, "vocab_size = 257"));  // byte tokenizer needs 258
+  EXPECT_TRUE(starts_with(m, path() + ":3: 'model.vocab_size' = 257")) << m;
+  EXPECT_NE(m.find("258"), std::string::npos) << m;
+  EXPECT_NO_THROW(load_recipe(write(join(with_line(3, "vocab_size = 258")))));
+}
+
+TEST_F(RecipeTest, UnknownEnumValues) {
+  auto lines = kBase;
+  lines.push_back("[schedule]");
+  lines.push_back("kind = \"linear\"");
+  std::string m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":19: 'schedule.kind' = \"linear\"")) << m;
+  lines = kBase;
+  lines.push_back("[tokenizer]");
+  lines.push_back("kind = \"bpe\"");
+  m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":19: 'tokenizer.kind' = \"bpe\"")) << m;
+}
+
+TEST_F(RecipeTest, ParseErrorHasLineAndColumn) {
+  std::string m = error_of(with_line(13, "steps = = 3"));
+  EXPECT_TRUE(starts_with(m, path() + ":13:")) << m;
+  // FILE:LINE:COL: description, the column a positive number.
+  std::string rest = m.substr((path() + ":13:").size());
+  ASSERT_FALSE(rest.empty());
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(rest[0]))) << m;
+  EXPECT_NE(rest.find(": "), std::string::npos) << m;
+  // A duplicate key is a TOML error too.
+  m = error_of(with_line(14, "steps = 11"));
+  EXPECT_TRUE(starts_with(m, path() + ":14:")) << m;
+}
+
+TEST_F(RecipeTest, MissingRequiredKeysAreNamed) {
+  auto lines = with_line(8, "# no d_ff");
+  std::string m = error_of(lines);
+  EXPECT_TRUE(starts_with(m, path() + ":")) << m;
+  EXPECT_NE(m.find("missing required key"), std::string::npos) << m;
+  EXPECT_NE(m.find("'model.d_ff'"), std::string::npos) << m;
+  EXPECT_NE(m.find("line 2"), std::string::npos) << m;  // where [model] is
+  // Without the [optim] section: optim.lr missing, both named when d_ff is also gone.
+  lines.resize(15);
+  m = error_of(lines);
+  EXPECT_NE(m.find("'model.d_ff'"), std::string::npos) << m;
+  EXPECT_NE(m.find("'optim.lr'"), std::string::npos) << m;
+  EXPECT_NE(m.find("[optim]"), std::string::npos) << m;
+}
+
+TEST_F(RecipeTest, MissingFileCannotBeRead) {
+  std::string p = (dir_ / "absent.toml").string();
+  try {
+    load_recipe(p);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), p + ": cannot read recipe");
+  }
+  try {
+    load_recipe(dir_.string());  // a directory is not a recipe
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), dir_.string() + ": cannot read recipe");
+  }
+}
+
+TEST_F(RecipeTest, OverridesApplyWithTomlValues) {
+  auto lines = with_line(13, "# steps given by --set");
+  std::string p = write(join(lines));
+  std::vector<std::string> ov = {"train.steps=20",
+                                 "seed=5",
+                                 "optim.lr=3e-4",
+                                 "optim.beta1 = 0.5",
+                                 "model.tied_embeddings=true",
+                                 "train.sample_prompt=안녕 하세요",
+                                 "data.val=\"val # dir\"",
+                                 "data.train=2024",
+                                 "schedule.kind=wsd",
+                                 "checkpoint.keep=1",
+                                 "checkpoint.keep=3"};
+  Recipe r = load_recipe(p, ov);
+  EXPECT_EQ(r.overrides, ov);
+  EXPECT_EQ(r.train.steps, 20);
+  EXPECT_EQ(*r.seed, 5u);
+  EXPECT_EQ(r.optim.lr, 3e-4);
+  EXPECT_EQ(r.optim.beta1, 0.5);
+  EXPECT_TRUE(r.model.tied_embeddings);
+  EXPECT_EQ(r.train.sample_prompt, "안녕 하세요");
+  EXPECT_EQ(r.data.val, "val # dir");
+  EXPECT_EQ(r.data.train, "2024");  // a string key takes the raw text of a non-string value
+  EXPECT_EQ(r.schedule.kind, ScheduleKind::kWsd);
+  EXPECT_EQ(r.checkpoint.keep, 3);  // the last one wins
+  EXPECT_EQ(r.text, join(lines));   // the file text is untouched by overrides
+}
+
+TEST_F(RecipeTest, OverrideErrorsNameTheOverride) {
+  EXPECT_EQ(error_of(kBase, {"train.steps=abc"}), "--set train.steps=abc: 'train.steps' must be an integer, got string");
+  EXPECT_EQ(error_of(kBase, {"model.n_head=0"}),
+            "--set model.n_head=0: 'model.n_head' = 0 is out of range (must be >= 1)");
+  EXPECT_EQ(error_of(kBase, {"train.stepz=5"}), "--set train.stepz=5: unknown key 'train.stepz' (did you mean 'train.steps'?)");
+  EXPECT_EQ(error_of(kBase, {"nothing.here=5"}), "--set nothing.here=5: unknown key 'nothing.here'");
+  EXPECT_EQ(error_of(kBase, {"stepz=5"}), "--set stepz=5: unknown key 'stepz' (did you mean 'train.steps'?)");
+  EXPECT_TRUE(starts_with(error_of(kBase, {"model=5"}), "--set model=5: unknown key 'model'"));
+  EXPECT_TRUE(starts_with(error_of(kBase, {"train.steps"}), "--set train.steps: "));
+  EXPECT_EQ(error_of(kBase, {"seed=-3"}), "--set seed=-3: 'seed' = -3 is out of range (must be >= 0 and < 2^63)");
+  // Cross-checks blame the override that set the blamed key.
+  std::string m = error_of(kBase, {"train.seq_len=128"});
+  EXPECT_TRUE(starts_with(m, "--set train.seq_len=128: 'train.seq_len' = 128")) << m;
+  // An override that fixes a bad file value makes the recipe valid.
+  EXPECT_NO_THROW(load_recipe(write(join(with_line(6, "n_head = 0"))), {"model.n_head=4"}));
+  // The raw text fallback must be valid UTF-8.
+  m = error_of(kBase, {"train.sample_prompt=\xff\xfe"});
+  EXPECT_NE(m.find("UTF-8"), std::string::npos) << m;
+}
+
+TEST_F(RecipeTest, OverrideWithNewlineIsNotSmuggledIn) {
+  // "5\nseed = 3" is more than one TOML value: it is taken as a string, not as two keys.
+  std::string p = write(join(kBase));
+  try {
+    load_recipe(p, {"train.steps=5\nseed = 3"});
+    FAIL();
+  } catch (const ConfigError& e) {
+    // The message stays one line: the newline of the override is shown escaped.
+    EXPECT_EQ(std::string(e.what()), "--set train.steps=5\\nseed = 3: 'train.steps' must be an integer, got string");
+  }
+}
+
+// Every key of docs/recipes.md, in canonical order.
+const std::vector<std::pair<std::string, std::vector<std::string>>> kAllKeys = {
+    {"model",
+     {"vocab_size", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "max_seq_len", "tied_embeddings",
+      "rope_theta", "norm_eps", "init_std"}},
+    {"tokenizer", {"kind", "path"}},
+    {"data", {"train", "val"}},
+    {"train",
+     {"steps", "micro_batch", "seq_len", "grad_accum", "eval_interval", "eval_batches", "log_interval",
+      "sample_tokens", "sample_prompt"}},
+    {"optim", {"lr", "min_lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"}},
+    {"schedule", {"kind", "warmup_steps", "decay_fraction"}},
+    {"checkpoint", {"interval", "keep"}},
+};
+
+void expect_same_config(const Recipe& a, const Recipe& b) {
+  EXPECT_EQ(a.seed, b.seed);
+  EXPECT_TRUE(a.model == b.model);
+  EXPECT_TRUE(a.tokenizer == b.tokenizer);
+  EXPECT_TRUE(a.data == b.data);
+  EXPECT_TRUE(a.train == b.train);
+  EXPECT_TRUE(a.optim == b.optim);
+  EXPECT_TRUE(a.schedule == b.schedule);
+  EXPECT_TRUE(a.checkpoint == b.checkpoint);
+}
+
+TEST_F(RecipeTest, RoundTripThroughCanonicalToml) {
+  std::string p = write(join(kBase));
+  Recipe a = load_recipe(p, {"seed=9223372036854775807", "optim.lr=0.1", "optim.min_lr=0.030000000000000002",
+                             "optim.eps=1e-300", "model.norm_eps=1.0000000000000002e-06",
+                             "model.rope_theta=500000", "schedule.decay_fraction=0.3333333333333333",
+                             "train.sample_prompt=\"tab\\there \\\"q\\\" back\\\\slash nl\\n bell\\u0007 del\\u007F 한국어\"",
+                             "data.val=data/val", "tokenizer.path=tok dir", "schedule.kind=wsd",
+                             "model.tied_embeddings=true", "train.eval_interval=3"});
+  EXPECT_EQ(a.train.sample_prompt, "tab\there \"q\" back\\slash nl\n bell\x07 del\x7f 한국어");
+  std::string canon = recipe_to_toml(a);
+  std::string p2 = write(canon, "canon.toml");
+  Recipe b = load_recipe(p2);
+  expect_same_config(a, b);
+  EXPECT_EQ(b.text, canon);
+  // The canonical text is a fixed point.
+  EXPECT_EQ(recipe_to_toml(b), canon);
+
+  // Every key appears, sections in the fixed order, each key in its section.
+  size_t pos = 0;
+  for (const auto& [sec, keys] : kAllKeys) {
+    size_t s = canon.find("\n[" + sec + "]\n", pos);
+    ASSERT_NE(s, std::string::npos) << sec;
+    pos = s;
+    for (const auto& k : keys) {
+      size_t kpos = canon.find("\n" + k + " = ", pos);
+      ASSERT_NE(kpos, std::string::npos) << sec << "." << k;
+      pos = kpos;
+    }
+  }
+
+  // Without a seed, the canonical text has none either.
+  Recipe c = load_recipe(write(join(with_line(1, "# none"))));
+  Recipe d = load_recipe(write(recipe_to_toml(c), "canon2.toml"));
+  EXPECT_FALSE(d.seed.has_value());
+  expect_same_config(c, d);
+}
+
+using Snapshot = std::map<std::string, std::pair<std::string, fs::file_time_type>>;
+
+Snapshot snapshot(const fs::path& dir) {
+  Snapshot s;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    std::string content;
+    if (e.is_regular_file()) {
+      std::ifstream f(e.path(), std::ios::binary);
+      std::ostringstream ss;
+      ss << f.rdbuf();
+      content = ss.str();
+    }
+    s[e.path().string()] = {content, fs::last_write_time(e.path())};
+  }
+  return s;
+}
+
+TEST_F(RecipeTest, LoadingWritesNothing) {
+  std::string p = write(join(kBase));
+  write(join(with_line(13, "steps = \"bad\"")), "bad.toml");
+  Snapshot before = snapshot(dir_);
+  auto dir_time = fs::last_write_time(dir_);
+  EXPECT_NO_THROW(load_recipe(p, {"train.steps=3"}));
+  EXPECT_THROW(load_recipe((dir_ / "bad.toml").string()), ConfigError);
+  EXPECT_THROW(load_recipe(p, {"train.steps=x"}), ConfigError);
+  EXPECT_THROW(load_recipe((dir_ / "absent.toml").string()), ConfigError);
+  EXPECT_EQ(snapshot(dir_), before);
+  EXPECT_EQ(fs::last_write_time(dir_), dir_time);
+}
+
+TEST(RecipeValidate, StructsThrowNamingKeyAndValueWithoutFile) {
+  ModelConfig m;
+  m.vocab_size = 300;
+  m.n_layer = 1;
+  m.d_model = 8;
+  m.n_head = 0;
+  m.n_kv_head = 1;
+  m.d_ff = 8;
+  m.max_seq_len = 8;
+  try {
+    m.validate();
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "'model.n_head' = 0 is out of range (must be >= 1)");
+  }
+  m.n_head = 2;
+  EXPECT_NO_THROW(m.validate());
+  OptimConfig o;
+  o.lr = 1e-3;
+  EXPECT_NO_THROW(o.validate());
+  o.beta1 = -0.1;
+  EXPECT_THROW(o.validate(), ConfigError);
+  Recipe r;
+  r.seed = 1ull << 63;  // not representable in TOML
+  EXPECT_THROW(r.validate(), ConfigError);
+}
+
+}  // namespace
+}  // namespace ssiat

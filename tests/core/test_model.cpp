@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "core/model.h"
 #include "core/seed_registry.h"
 #include "tests/common/gradcheck.h"

@@ -6,7 +6,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates python3
   libopenmpi-dev openmpi-bin
   libhdf5-dev
-  libopenblas-dev
+  libopenblas-dev libopenblas-openmp-dev
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev
   libutf8proc-dev

@@ -22,6 +22,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/seed_registry.h"
+#include "tokenizer/utf8.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -111,7 +112,8 @@ double evaluate(Llama<float>& model, const DataLoader& val, const TrainConfig& t
   return sum / static_cast<double>(batches);
 }
 
-// Temperature-0.8 sampling; the draws come from the registry's stream "sample".
+// Temperature-0.8 sampling of n_tokens after the prompt; the draws come from the registry's
+// stream "sample" (counter = token index).
 std::string generate(Llama<float>& model, const tokenizer::Tokenizer& tok, const std::string& prompt,
                      int64_t n_tokens, PhiloxKey key) {
   std::vector<int32_t> ids = tok.encode(prompt);
@@ -136,10 +138,21 @@ std::string generate(Llama<float>& model, const tokenizer::Tokenizer& tok, const
         break;
       }
     }
-    if (next == tok.eos_id()) break;
     ids.push_back(next);
   }
-  return tok.decode(ids);
+  // Documents end with <eos>: print each as its own line.
+  std::string text;
+  size_t begin = 0;
+  for (size_t i = 0; i <= ids.size(); i++) {
+    if (i == ids.size() || ids[i] == tok.eos_id()) {
+      if (i > begin) text += tok.decode(std::span<const int32_t>(ids.data() + begin, i - begin));
+      if (i < ids.size()) text += "\n";
+      begin = i + 1;
+    }
+  }
+  // The last character may be cut off mid-sequence by the token budget: drop its bytes.
+  if (auto bad = tokenizer::find_invalid_utf8(text); bad && *bad + 4 > text.size()) text.resize(*bad);
+  return text;
 }
 
 // Keeps the lines of metrics.jsonl whose step is <= last_step (after a resume).
@@ -220,6 +233,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   const int64_t end = opt.stop_after > 0 ? std::min(tc.steps, step + opt.stop_after) : tc.steps;
   std::vector<int32_t> x(B * T), y(B * T);
   TrainResult result;
+  result.step = step;
+  if (ck) result.loss = ck->meta.extra.value("loss", 0.0);
   const auto t_start = Clock::now();
   double step_time_avg = 0;
 

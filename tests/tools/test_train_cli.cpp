@@ -29,9 +29,9 @@ struct Cmd {
 };
 
 // Runs the CLI with stdout and stderr captured to files in dir.
-Cmd run_cli(const fs::path& dir, const std::string& args) {
+Cmd run_cli(const fs::path& dir, const std::string& args, int threads = 2) {
   const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = std::string("cd '") + dir.string() + "' && OMP_NUM_THREADS=2 '" + SSIAT_CLI + "' " + args +
+  const std::string cmd = std::string("cd '") + dir.string() + "' && OMP_NUM_THREADS=" + std::to_string(threads) + " '" + SSIAT_CLI + "' " + args +
                           " > '" + out.string() + "' 2> '" + err.string() + "'";
   Cmd r;
   const int rc = std::system(cmd.c_str());
@@ -185,6 +185,22 @@ TEST_F(CliTest, ResumeIsBitExact) {
   for (size_t i = 0; i < 8; i++) EXPECT_EQ(ma[i]["loss"], mb[i]["loss"]) << "step " << i + 1;
   // The resumed checkpoint chains to the one it resumed from.
   EXPECT_NE(b.meta.parent, a.meta.parent);
+}
+
+// Same recipe on 1 and 2 threads: byte-identical weights and moments (fixed reduction orders).
+TEST_F(CliTest, ResultsDoNotDependOnTheThreadCount) {
+  prepare();
+  // Large enough that every kernel takes its multi-threaded path (work thresholds in kernels/cpu).
+  const std::string set =
+      " -q --set train.steps=3 --set schedule.warmup_steps=1 --set train.eval_interval=0 --set model.d_model=128"
+      " --set model.d_ff=256 --set model.max_seq_len=64 --set train.seq_len=64 --set train.micro_batch=8";
+  ASSERT_EQ(run_cli(dir_, "train tiny.toml --run-dir one" + set, 1).status, 0);
+  ASSERT_EQ(run_cli(dir_, "train tiny.toml --run-dir two" + set, 2).status, 0);
+  const auto a = ssiat::read_checkpoint(*ssiat::latest_checkpoint(dir_ / "one"));
+  const auto b = ssiat::read_checkpoint(*ssiat::latest_checkpoint(dir_ / "two"));
+  EXPECT_EQ(a.digest, b.digest) << "checkpoint manifests (hashes of every tensor) differ";
+  for (const auto& [key, va] : a.tensors)
+    EXPECT_EQ(0, std::memcmp(va.data(), b.tensors.at(key).data(), va.size() * sizeof(float))) << key;
 }
 
 TEST_F(CliTest, RefusesToOverwriteARunWithoutResume) {

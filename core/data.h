@@ -51,6 +51,8 @@ struct PrepareResult {
 PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer& tok,
                            const std::filesystem::path& out_dir);
 
+// Not thread-safe: fill() and window_of() share a cached epoch permutation; use one loader per
+// thread.
 class DataLoader {
  public:
   // Reads every shard of a prepared directory (verifying each shard's SHA-256 against the

@@ -77,7 +77,8 @@ const ParamView& Llama<T>::view(const std::string& name) const {
 }
 
 template <typename T>
-void Llama<T>::init_weights(SeedRegistry& reg) {
+std::vector<std::string> Llama<T>::init_weights(SeedRegistry& reg) {
+  std::vector<std::string> hashes;
   for (const auto& v : views_) {
     const std::string stream = "init/" + v.name;
     T* dst = params_.data() + v.offset;
@@ -91,10 +92,11 @@ void Llama<T>::init_weights(SeedRegistry& reg) {
                           {"shape", v.shape},
                           {"dtype", sizeof(T) == 4 ? "float32" : "float64"},
                           {"init", v.init.to_json()},
-                          {"sha256", sha256_hex(dst, static_cast<size_t>(v.numel) * sizeof(T))}};
+                          {"sha256", hashes.emplace_back(sha256_hex(dst, static_cast<size_t>(v.numel) * sizeof(T)))}};
     if (v.init.kind != InitKind::kZeros && v.init.kind != InitKind::kOnes) rec["stream"] = stream;
     reg.record(std::move(rec));
   }
+  return hashes;
 }
 
 template <typename T>

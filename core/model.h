@@ -63,8 +63,8 @@ class Llama {
   void zero_grads() { grads_.zero(); }
 
   // Draws every tensor from its stream "init/<name>" and records name, shape, dtype, init spec
-  // and the SHA-256 of its initial bytes in the registry.
-  void init_weights(SeedRegistry& reg);
+  // and the SHA-256 of its initial bytes in the registry; returns those hashes in views() order.
+  std::vector<std::string> init_weights(SeedRegistry& reg);
 
   // Training FLOPs per token (forward + backward): 6 * matmul params + 12 * L * C * T (attention).
   double flops_per_token(int64_t T_) const;

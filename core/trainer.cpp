@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -61,40 +62,41 @@ json build_info() {
           {"threads", omp_get_max_threads()}};
 }
 
-// Init commitment: SHA-256 over "name\0sha256\n" of every tensor in buffer order. It is the
-// parent of the first checkpoint (the attestation issue replaces it with a Merkle root).
-std::string init_commitment(const Llama<float>& model) {
+// Init commitment: SHA-256 over "name\0leaf_sha256\n" of every tensor in buffer order, from the
+// leaf hashes init_weights() returned. It is the parent of the first checkpoint (the attestation
+// issue replaces it with a Merkle root).
+std::string init_commitment(const Llama<float>& model, const std::vector<std::string>& leaf_hashes) {
   Sha256 h;
-  for (const auto& v : model.views()) {
-    h.update(v.name);
+  for (size_t i = 0; i < model.views().size(); i++) {
+    h.update(model.views()[i].name);
     h.update(std::string_view("\0", 1));
-    h.update(sha256_hex(model.params() + v.offset, static_cast<size_t>(v.numel) * sizeof(float)));
+    h.update(leaf_hashes[i]);
     h.update("\n");
   }
   return h.hex();
 }
 
-std::vector<CheckpointTensor> checkpoint_tensors(const Llama<float>& model, const AdamW<float>& opt) {
+// The three flat buffers a checkpoint holds, by group name; a tensor is at base + view.offset.
+std::array<std::pair<const char*, float*>, 3> state_groups(Llama<float>& model, AdamW<float>& opt) {
+  return {{{"param/", model.params()}, {"adam_m/", opt.m()}, {"adam_v/", opt.v()}}};
+}
+
+std::vector<CheckpointTensor> checkpoint_tensors(Llama<float>& model, AdamW<float>& opt) {
   std::vector<CheckpointTensor> out;
-  for (const auto& v : model.views()) {
-    out.push_back({"param/" + v.name, v.shape, model.params() + v.offset});
-    out.push_back({"adam_m/" + v.name, v.shape, opt.m() + v.offset});
-    out.push_back({"adam_v/" + v.name, v.shape, opt.v() + v.offset});
-  }
+  for (const auto& v : model.views())
+    for (const auto& [group, base] : state_groups(model, opt)) out.push_back({group + v.name, v.shape, base + v.offset});
   return out;
 }
 
 void restore_tensors(const LoadedCheckpoint& ck, Llama<float>& model, AdamW<float>& opt, const fs::path& dir) {
   for (const auto& v : model.views()) {
-    const std::pair<const char*, float*> dst[] = {
-        {"param/", model.params() + v.offset}, {"adam_m/", opt.m() + v.offset}, {"adam_v/", opt.v() + v.offset}};
-    for (const auto& [group, ptr] : dst) {
+    for (const auto& [group, base] : state_groups(model, opt)) {
       const std::string key = group + v.name;
       auto it = ck.tensors.find(key);
       if (it == ck.tensors.end()) throw IoError(dir.string() + ": checkpoint has no tensor '" + key + "'");
       if (ck.shapes.at(key) != v.shape)
         throw ConfigError(dir.string() + ": tensor '" + key + "' has another shape than the recipe's model");
-      std::copy(it->second.begin(), it->second.end(), ptr);
+      std::copy(it->second.begin(), it->second.end(), base + v.offset);
     }
   }
 }
@@ -201,8 +203,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
 
   Llama<float> model(recipe.model);
   AdamW<float> adamw(recipe.optim, model.num_params());
-  model.init_weights(reg);  // always: the seed log records the init even on resume
-  const std::string init_digest = init_commitment(model);
+  // Always: the seed log records the init even on resume.
+  const std::string init_digest = init_commitment(model, model.init_weights(reg));
   reg.record({{"type", "init_commitment"}, {"sha256", init_digest}, {"scheme", "sha256(name\\0leaf_sha256\\n ...)/v0"}});
   reg.record({{"type", "tokenizer"}, {"name", tok->name()}, {"digest", tok->digest()}, {"vocab_size", tok->vocab_size()}});
   reg.record({{"type", "data"},

@@ -30,6 +30,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/utf8.h"
 
 namespace fs = std::filesystem;
@@ -380,6 +381,7 @@ DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key
     if (manifest.at("format").get<std::string>() != kFormat)
       throw IoError(manifest_path.string() + ": format is not " + kFormat);
     vocab = manifest.at("tokenizer").at("vocab_size").get<int64_t>();
+    tokenizer_digest_ = manifest.at("tokenizer").at("digest").get<std::string>();
     for (const auto& entry : manifest.at("shards")) {
       const auto name = entry.at("file").get<std::string>();
       const auto expect_sha = entry.at("sha256").get<std::string>();
@@ -473,6 +475,15 @@ void DataLoader::fill(int32_t* inputs, int32_t* targets, int64_t first, int64_t 
       in[t] = static_cast<int32_t>(src[t]);
       tg[t] = static_cast<int32_t>(src[t + 1]);
     }
+  }
+}
+
+std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(TokenizerKind kind, const std::string& path) {
+  if (kind == TokenizerKind::kByte) return tokenizer::make_byte_tokenizer();
+  try {
+    return tokenizer::BpeTokenizer::load(path);
+  } catch (const tokenizer::TokenizerError& e) {
+    throw IoError(e.what());
   }
 }
 

@@ -21,10 +21,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/philox.h"
+#include "core/recipe.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ssiat {
@@ -51,6 +53,10 @@ struct PrepareResult {
 PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer& tok,
                            const std::filesystem::path& out_dir);
 
+// The tokenizer a recipe names: the byte tokenizer, or the BPE tokenizer in `path`
+// (IoError naming the file if it cannot be read).
+std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(TokenizerKind kind, const std::string& path);
+
 // Not thread-safe: fill() and window_of() share a cached epoch permutation; use one loader per
 // thread.
 class DataLoader {
@@ -62,6 +68,7 @@ class DataLoader {
   int64_t num_windows() const { return num_windows_; }
   int64_t num_tokens() const { return static_cast<int64_t>(tokens_.size()); }
   const std::string& manifest_sha256() const { return manifest_sha256_; }
+  const std::string& tokenizer_digest() const { return tokenizer_digest_; }  // from the manifest
 
   // The window index served as global sample g.
   int64_t window_of(int64_t g) const;
@@ -74,6 +81,7 @@ class DataLoader {
   int64_t num_windows_;
   PhiloxKey order_key_;
   std::string manifest_sha256_;
+  std::string tokenizer_digest_;
   mutable int64_t cached_epoch_ = -1;
   mutable std::vector<int64_t> perm_;
 };

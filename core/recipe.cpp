@@ -135,6 +135,7 @@ struct KeySpec {
 std::string_view tokenizer_kind_name(TokenizerKind k) {
   switch (k) {
     case TokenizerKind::kByte: return "byte";
+    case TokenizerKind::kBpe: return "bpe";
   }
   return "?";
 }
@@ -176,8 +177,9 @@ const KeySpec kKeys[] = {
     {"tokenizer.kind", Kind::kString, false,
      [](Recipe& r, const Value& v) {
        const auto& s = std::get<std::string>(v);
-       if (s != "byte") throw KeyError("tokenizer.kind", "'tokenizer.kind' = " + quote(s) + " is not a known tokenizer (must be \"byte\")");
-       r.tokenizer.kind = TokenizerKind::kByte;
+       if (s != "byte" && s != "bpe")
+         throw KeyError("tokenizer.kind", "'tokenizer.kind' = " + quote(s) + " is not a known tokenizer (must be \"byte\" or \"bpe\")");
+       r.tokenizer.kind = s == "bpe" ? TokenizerKind::kBpe : TokenizerKind::kByte;
      },
      [](const Recipe& r) -> Value { return std::string(tokenizer_kind_name(r.tokenizer.kind)); }},
     SSIAT_KEY(tokenizer, path, kString, std::string, false),
@@ -538,7 +540,8 @@ void ModelConfig::validate() const {
 }
 
 void TokenizerConfig::validate() const {
-  if (kind != TokenizerKind::kByte) throw KeyError("tokenizer.kind", "'tokenizer.kind' is not a known tokenizer");
+  if (kind == TokenizerKind::kBpe && path.empty())
+    throw KeyError("tokenizer.path", "'tokenizer.path' is required for tokenizer.kind = \"bpe\" (a directory from `ssiat tokenizer train`)");
 }
 
 void DataConfig::validate() const {

@@ -4,7 +4,7 @@
 //   seed = 1234                        # master seed (u64); absent: drawn once from the OS, logged
 //   [model]     vocab_size*, n_layer*, d_model*, n_head*, n_kv_head, d_ff*, max_seq_len*,
 //               tied_embeddings, rope_theta, norm_eps, init_std
-//   [tokenizer] kind ("byte"), path
+//   [tokenizer] kind ("byte" | "bpe"), path (bpe: the directory `ssiat tokenizer train` wrote)
 //   [data]      train* (prepared data dir), val (prepared data dir)
 //   [train]     steps*, micro_batch*, seq_len*, grad_accum, eval_interval, eval_batches,
 //               log_interval, sample_tokens, sample_prompt
@@ -45,11 +45,11 @@ struct ModelConfig {
   bool operator==(const ModelConfig&) const = default;
 };
 
-enum class TokenizerKind { kByte };
+enum class TokenizerKind { kByte, kBpe };
 
 struct TokenizerConfig {
   TokenizerKind kind = TokenizerKind::kByte;
-  std::string path;  // tokenizer directory (BPE, a later issue); unused for "byte"
+  std::string path;  // tokenizer directory (bpe); unused for "byte"
   void validate() const;
   bool operator==(const TokenizerConfig&) const = default;
 };

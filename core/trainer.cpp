@@ -23,6 +23,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/seed_registry.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/utf8.h"
 
 namespace fs = std::filesystem;
@@ -185,7 +186,10 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
 
   // Inputs are opened before anything is written, so a bad path writes nothing.
-  auto tok = tokenizer::make_byte_tokenizer();
+  auto tok = open_tokenizer(recipe.tokenizer.kind, recipe.tokenizer.path);
+  if (tok->vocab_size() > recipe.model.vocab_size)
+    throw ConfigError(recipe.path + ": model.vocab_size = " + std::to_string(recipe.model.vocab_size) + " is smaller than the " +
+                      tok->name() + " tokenizer's " + std::to_string(tok->vocab_size()) + " pieces");
   std::optional<LoadedCheckpoint> ck;
   if (latest) ck = read_checkpoint(*latest);
   const uint64_t seed = ck ? ck->meta.master_seed : 0;
@@ -200,13 +204,25 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   DataLoader train_data(recipe.data.train, tc.seq_len, order_key);
   std::optional<DataLoader> val_data;
   if (!recipe.data.val.empty()) val_data.emplace(recipe.data.val, tc.seq_len, val_key);
+  for (const auto* d : {&train_data, val_data ? &*val_data : nullptr})
+    if (d && d->tokenizer_digest() != tok->digest())
+      throw ConfigError(recipe.path + ": data was prepared with tokenizer " + d->tokenizer_digest().substr(0, 12) +
+                        "…, but the recipe's tokenizer (" + tok->name() + ") is " + tok->digest().substr(0, 12) +
+                        "…; prepare the data with the same tokenizer");
 
   Llama<float> model(recipe.model);
   AdamW<float> adamw(recipe.optim, model.num_params());
   // Always: the seed log records the init even on resume.
   const std::string init_digest = init_commitment(model, model.init_weights(reg));
   reg.record({{"type", "init_commitment"}, {"sha256", init_digest}, {"scheme", "sha256(name\\0leaf_sha256\\n ...)/v0"}});
-  reg.record({{"type", "tokenizer"}, {"name", tok->name()}, {"digest", tok->digest()}, {"vocab_size", tok->vocab_size()}});
+  nlohmann::json tok_rec = {{"type", "tokenizer"}, {"name", tok->name()}, {"digest", tok->digest()}, {"vocab_size", tok->vocab_size()}};
+  if (const auto* bpe = dynamic_cast<const tokenizer::BpeTokenizer*>(tok.get())) {
+    tok_rec["path"] = recipe.tokenizer.path;
+    // The corpus the vocabulary was learned from, and how it was sampled.
+    for (const char* k : {"sources", "sample", "trainer"})
+      if (bpe->provenance().contains(k)) tok_rec[k] = bpe->provenance().at(k);
+  }
+  reg.record(tok_rec);
   reg.record({{"type", "data"},
               {"train_manifest_sha256", train_data.manifest_sha256()},
               {"val_manifest_sha256", val_data ? val_data->manifest_sha256() : ""}});

@@ -15,6 +15,7 @@ pkgs=(
   nlohmann-json3-dev
   libtomlplusplus-dev
   libcli11-dev
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

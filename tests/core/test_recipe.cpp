@@ -294,9 +294,13 @@ TEST_F(RecipeTest, UnknownEnumValues) {
   EXPECT_TRUE(starts_with(m, path() + ":19: 'schedule.kind' = \"linear\"")) << m;
   lines = kBase;
   lines.push_back("[tokenizer]");
-  lines.push_back("kind = \"bpe\"");
+  lines.push_back("kind = \"wordpiece\"");
   m = error_of(lines);
-  EXPECT_TRUE(starts_with(m, path() + ":19: 'tokenizer.kind' = \"bpe\"")) << m;
+  EXPECT_TRUE(starts_with(m, path() + ":19: 'tokenizer.kind' = \"wordpiece\"")) << m;
+  // "bpe" needs the directory its files are in.
+  lines.back() = "kind = \"bpe\"";
+  m = error_of(lines);
+  EXPECT_NE(m.find("'tokenizer.path' is required"), std::string::npos) << m;
 }
 
 TEST_F(RecipeTest, ParseErrorHasLineAndColumn) {

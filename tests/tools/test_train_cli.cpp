@@ -18,39 +18,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/checkpoint.h"
+#include "tests/common/cli.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Cmd {
-  int status = 0;
-  std::string out, err;
-};
-
-// Runs the CLI with stdout and stderr captured to files in dir.
-Cmd run_cli(const fs::path& dir, const std::string& args, int threads = 2) {
-  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = std::string("cd '") + dir.string() + "' && OMP_NUM_THREADS=" + std::to_string(threads) + " '" + SSIAT_CLI + "' " + args +
-                          " > '" + out.string() + "' 2> '" + err.string() + "'";
-  Cmd r;
-  const int rc = std::system(cmd.c_str());
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  auto slurp = [](const fs::path& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-void write(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
+using ssiat::testing::Cmd;
+using ssiat::testing::run_cli;
+void write(const fs::path& p, const std::string& s) { ssiat::testing::write_file(p, s); }
 
 std::string korean_corpus(int paragraphs, int salt) {
   const char* sents[] = {"리브레오피스는 자유 오피스 프로그램입니다.", "문서를 열고 저장하려면 파일 메뉴를 누르십시오.",

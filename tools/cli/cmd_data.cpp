@@ -1,4 +1,4 @@
-// `ssiat data prepare --input FILE... --out DIR [--format auto|text|jsonl] [--tokenizer byte]
+// `ssiat data prepare --input FILE... --out DIR [--format auto|text|jsonl] [--tokenizer byte|DIR]
 // [--shard-tokens N] [--progress]`: tokenises a corpus into HDF5 token shards plus manifest.json
 // (format in core/data.h and docs/data.md) and prints a one-paragraph summary. Bad settings
 // throw ConfigError; bad input DataError/IoError (main() prints them and exits non-zero).
@@ -41,11 +41,11 @@ void run_data_prepare(const DataPrepareArgs& a) {
   opt.shard_tokens = a.shard_tokens;
   opt.progress = a.progress;
 
-  std::unique_ptr<tokenizer::Tokenizer> tok;
-  if (a.tokenizer == "byte")
-    tok = tokenizer::make_byte_tokenizer();
-  else
-    throw ConfigError("--tokenizer: unknown tokenizer '" + a.tokenizer + "' (available: byte)");
+  // "byte", or a BPE tokenizer directory written by `ssiat tokenizer train`.
+  const bool is_byte = a.tokenizer == "byte";
+  if (!is_byte && !std::filesystem::is_directory(a.tokenizer))
+    throw ConfigError("--tokenizer: '" + a.tokenizer + "' is neither \"byte\" nor a tokenizer directory");
+  std::unique_ptr<tokenizer::Tokenizer> tok = open_tokenizer(is_byte ? TokenizerKind::kByte : TokenizerKind::kBpe, a.tokenizer);
 
   const PrepareResult r = prepare_data(opt, *tok, a.out);
   const std::string manifest_sha = sha256_file(std::filesystem::path(a.out) / "manifest.json");
@@ -66,7 +66,7 @@ void add_data_command(CLI::App& app) {
       ->expected(1, -1);
   prep->add_option("--out,-o", args->out, "Output directory (must not exist or be empty)")->required();
   prep->add_option("--format", args->format, "auto (by .jsonl extension), text or jsonl");
-  prep->add_option("--tokenizer", args->tokenizer, "Tokenizer: byte");
+  prep->add_option("--tokenizer", args->tokenizer, "Tokenizer: byte, or a directory from `ssiat tokenizer train`");
   prep->add_option("--shard-tokens", args->shard_tokens, "Tokens per shard (documents are never split)");
   prep->add_flag("--progress", args->progress, "Print per-file progress to stderr");
   prep->callback([args] { run_data_prepare(*args); });

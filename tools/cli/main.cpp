@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ssiat (씨앗): train Korean LLMs from random initialisation, and prove it"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ssiat " SSIAT_VERSION " (" SSIAT_GIT_COMMIT ")");
+  ssiat::cli::add_tokenizer_command(app);
   ssiat::cli::add_data_command(app);
   ssiat::cli::add_train_command(app);
   ssiat::cli::add_bench_command(app);

@@ -1,0 +1,175 @@
+// End-to-end tests of `ssiat tokenizer train|encode|decode|stats` and of a BPE tokenizer used
+// by `ssiat data prepare` and `ssiat train`: files written, ids equal to Debian's spm_encode on
+// our tokenizer.model, decode inverts encode, provenance (tokenizer digest and corpus SHA-256)
+// in the seed logs, and one-line errors for bad input.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hash.h"
+#include "tests/common/cli.h"
+
+namespace fs = std::filesystem;
+using ssiat::testing::Cmd;
+using ssiat::testing::run_cli;
+using ssiat::testing::slurp;
+using ssiat::testing::write_file;
+
+namespace {
+
+std::vector<nlohmann::json> jsonl(const fs::path& p) {
+  std::vector<nlohmann::json> v;
+  std::stringstream ss(slurp(p));
+  for (std::string l; std::getline(ss, l);)
+    if (!l.empty()) v.push_back(nlohmann::json::parse(l));
+  return v;
+}
+
+class TokenizerCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("ssiat_tokcli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    fs::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt", dir_ / "train.txt");
+    fs::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_heldout.txt", dir_ / "held.txt");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void train(const std::string& extra = "") {
+    const Cmd r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 1500 --out tok --seed 5 -q " + extra);
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  fs::path dir_;
+};
+
+TEST_F(TokenizerCli, TrainWritesFilesAndProvenance) {
+  train();
+  for (const char* f : {"tokenizer.ssiat.json", "tokenizer.model", "tokenizer.json", "seeds.jsonl"})
+    EXPECT_TRUE(fs::exists(dir_ / "tok" / f)) << f;
+  const auto own = nlohmann::json::parse(slurp(dir_ / "tok" / "tokenizer.ssiat.json"));
+  EXPECT_EQ(own.at("pieces").size(), 1500u);
+  const auto src = own.at("provenance").at("sources").at(0);
+  EXPECT_EQ(src.at("sha256"), ssiat::sha256_file(dir_ / "train.txt"));
+  const auto seeds = jsonl(dir_ / "tok" / "seeds.jsonl");
+  ASSERT_GE(seeds.size(), 3u);
+  EXPECT_EQ(seeds[0].at("seed"), 5);
+  bool stream = false, tok = false;
+  for (const auto& r : seeds) {
+    stream |= r.at("type") == "stream" && r.at("name") == "tokenizer/sample";
+    if (r.at("type") == "tokenizer") {
+      tok = true;
+      EXPECT_EQ(r.at("digest"), own.at("digest"));
+      EXPECT_EQ(r.at("sources").at(0).at("sha256"), src.at("sha256"));
+    }
+  }
+  EXPECT_TRUE(stream && tok);
+  // Same input and seed, another thread count: the same tokenizer.
+  const Cmd r2 = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 1500 --out tok1 --seed 5 -q --threads 1");
+  ASSERT_EQ(r2.status, 0) << r2.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir_ / "tok1" / "tokenizer.ssiat.json")).at("digest"), own.at("digest"));
+  EXPECT_EQ(slurp(dir_ / "tok1" / "tokenizer.model"), slurp(dir_ / "tok" / "tokenizer.model"));
+}
+
+TEST_F(TokenizerCli, EncodeMatchesSpmEncodeAndDecodeInverts) {
+  train();
+  const Cmd enc = run_cli(dir_, "tokenizer encode --tokenizer tok --threads 2 < held.txt");
+  ASSERT_EQ(enc.status, 0) << enc.err;
+  // Debian's spm_encode on the tokenizer.model we wrote: the same ids, line for line.
+  const std::string spm = "cd '" + dir_.string() + "' && spm_encode --model tok/tokenizer.model --output_format=id < held.txt > spm.txt";
+  ASSERT_EQ(std::system(spm.c_str()), 0);
+  EXPECT_EQ(enc.out, slurp(dir_ / "spm.txt"));
+  write_file(dir_ / "ids.txt", enc.out);
+  const Cmd dec = run_cli(dir_, "tokenizer decode --tokenizer tok < ids.txt");
+  ASSERT_EQ(dec.status, 0) << dec.err;
+  EXPECT_EQ(dec.out, slurp(dir_ / "held.txt"));  // NFC text without leading/double spaces
+  const Cmd st = run_cli(dir_, "tokenizer stats --tokenizer tok --input held.txt --json");
+  ASSERT_EQ(st.status, 0) << st.err;
+  const auto j = nlohmann::json::parse(st.out);
+  EXPECT_EQ(j.at("round_trip_exact_lines"), j.at("lines"));
+  EXPECT_GT(j.at("hangul_per_token").get<double>(), 1.0);
+}
+
+TEST_F(TokenizerCli, BadInputIsOneLineNamingFileAndOffset) {
+  write_file(dir_ / "bad.txt", "좋은 줄\n나쁜 \xFF 줄\n");
+  Cmd r = run_cli(dir_, "tokenizer train --input bad.txt --vocab-size 300 --out t2 -q");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("bad.txt: invalid UTF-8 at byte offset 18"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "t2"));
+  r = run_cli(dir_, "tokenizer train --input bad.txt --vocab-size 300 --out t2 -q --replace-invalid-utf8 --character-coverage 1");
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_cli(dir_, "tokenizer encode --tokenizer nowhere < bad.txt");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("nowhere/tokenizer.ssiat.json"), std::string::npos) << r.err;
+  train();
+  write_file(dir_ / "ids.txt", "5 6 99999\n");
+  r = run_cli(dir_, "tokenizer decode --tokenizer tok < ids.txt");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("line 1"), std::string::npos) << r.err;
+  r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 100 --out t3 -q");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("vocab_size"), std::string::npos) << r.err;
+}
+
+TEST_F(TokenizerCli, PrepareAndTrainWithBpeRecordsTokenizerProvenance) {
+  train();
+  // Documents are paragraphs separated by blank lines.
+  std::string docs = slurp(dir_ / "train.txt");
+  for (size_t p = docs.find('\n'); p != std::string::npos; p = docs.find('\n', p + 2)) docs.insert(p, "\n");
+  write_file(dir_ / "docs.txt", docs);
+  Cmd r = run_cli(dir_, "data prepare --input docs.txt --out prep --tokenizer tok");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto own = nlohmann::json::parse(slurp(dir_ / "tok" / "tokenizer.ssiat.json"));
+  const auto manifest = nlohmann::json::parse(slurp(dir_ / "prep" / "manifest.json"));
+  EXPECT_EQ(manifest.at("tokenizer").at("digest"), own.at("digest"));
+  EXPECT_EQ(manifest.at("tokenizer").at("name"), "bpe");
+  write_file(dir_ / "r.toml", R"(seed = 3
+[model]
+vocab_size = 1536
+n_layer = 1
+d_model = 32
+n_head = 4
+d_ff = 64
+max_seq_len = 32
+[tokenizer]
+kind = "bpe"
+path = "tok"
+[data]
+train = "prep"
+[train]
+steps = 3
+micro_batch = 2
+seq_len = 32
+[optim]
+lr = 0.001
+)");
+  r = run_cli(dir_, "train r.toml --run-dir run -q");
+  ASSERT_EQ(r.status, 0) << r.err;
+  bool found = false;
+  for (const auto& rec : jsonl(dir_ / "run" / "seeds.jsonl"))
+    if (rec.at("type") == "tokenizer") {
+      found = true;
+      EXPECT_EQ(rec.at("digest"), own.at("digest"));
+      EXPECT_EQ(rec.at("sources").at(0).at("sha256"), ssiat::sha256_file(dir_ / "train.txt"));
+    }
+  EXPECT_TRUE(found);
+  // Data prepared with another tokenizer is refused, naming both digests.
+  r = run_cli(dir_, "data prepare --input docs.txt --out prep_byte");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_cli(dir_, "train r.toml --run-dir run2 -q --set data.train=prep_byte");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("prepared with tokenizer"), std::string::npos) << r.err;
+  // A model smaller than the vocabulary is refused.
+  r = run_cli(dir_, "train r.toml --run-dir run3 -q --set model.vocab_size=1000");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("model.vocab_size"), std::string::npos) << r.err;
+}
+
+}  // namespace

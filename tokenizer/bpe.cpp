@@ -1,0 +1,437 @@
+// BPE tokenizer (tokenizer/bpe.h).
+#include "tokenizer/bpe.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <queue>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "tokenizer/digest.h"
+#include "tokenizer/hf_json.h"
+#include "tokenizer/spm_model.h"
+#include "tokenizer/utf8.h"
+
+namespace ssiat::tokenizer {
+namespace {
+
+constexpr const char* kFormat = "ssiat-bpe/v1";
+constexpr const char* kOwnFile = "tokenizer.ssiat.json";
+constexpr size_t kCacheMaxEntries = size_t{1} << 17;
+constexpr size_t kCacheMaxBytes = 64;  // pre-tokens longer than this are not cached
+
+std::atomic<uint64_t> g_instances{1};
+
+struct UnitCache {
+  uint64_t owner = 0;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> map;
+};
+thread_local UnitCache t_cache;
+
+NormForm parse_form(const std::string& s, const std::string& where) {
+  if (s == "nfc") return NormForm::kNfc;
+  if (s == "nfkc") return NormForm::kNfkc;
+  if (s == "identity") return NormForm::kIdentity;
+  throw TokenizerError(where + ": normalizer.form must be nfc, nfkc or identity, got '" + s + "'");
+}
+
+// Writes bytes to path via a temporary file in the same directory, fsync and rename.
+void write_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw TokenizerError(tmp.string() + ": cannot create file");
+  size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n <= 0) {
+      ::close(fd);
+      std::filesystem::remove(tmp);
+      throw TokenizerError(tmp.string() + ": write failed");
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    std::filesystem::remove(tmp);
+    throw TokenizerError(tmp.string() + ": fsync/close failed");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+nlohmann::json vocab_definition_json(const Vocab& v) {
+  nlohmann::json pieces = nlohmann::json::array();
+  for (const auto& p : v.pieces) pieces.push_back({p.text, p.score, static_cast<int>(p.type)});
+  return {{"format", kFormat},
+          {"normalizer",
+           {{"form", norm_form_name(v.normalizer.form)},
+            {"add_dummy_prefix", v.normalizer.add_dummy_prefix},
+            {"remove_extra_whitespaces", v.normalizer.remove_extra_whitespaces},
+            {"replace_invalid_utf8", v.normalizer.replace_invalid_utf8}}},
+          {"pretokenizer", {{"split_digits", v.pretok.split_digits}, {"max_piece_chars", v.pretok.max_piece_chars}}},
+          {"byte_fallback", v.byte_fallback},
+          {"special", {{"unk_id", v.unk_id}, {"bos_id", v.bos_id}, {"eos_id", v.eos_id}, {"pad_id", v.pad_id}}},
+          {"pieces", std::move(pieces)}};
+}
+
+std::string vocab_digest(const Vocab& v) { return sha256_hex_of(vocab_definition_json(v).dump()); }
+
+BpeTokenizer::BpeTokenizer(Vocab v, nlohmann::json provenance)
+    : vocab_(std::move(v)),
+      provenance_(std::move(provenance)),
+      norm_(vocab_.normalizer, {}),
+      pre_(vocab_.pretok, {}),
+      instance_(g_instances.fetch_add(1)) {
+  const auto n = static_cast<int32_t>(vocab_.pieces.size());
+  auto check_id = [&](int32_t id, const char* what, PieceType want) {
+    if (id < 0 || id >= n) throw TokenizerError(std::string(what) + " " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(n));
+    if (vocab_.pieces[static_cast<size_t>(id)].type != want) throw TokenizerError(std::string(what) + " " + std::to_string(id) + " has the wrong piece type");
+  };
+  check_id(vocab_.unk_id, "unk_id", PieceType::kUnknown);
+  check_id(vocab_.bos_id, "bos_id", PieceType::kControl);
+  check_id(vocab_.eos_id, "eos_id", PieceType::kControl);
+  for (int32_t i = 0; i < n; i++) {
+    const Piece& p = vocab_.pieces[static_cast<size_t>(i)];
+    if (p.text.empty()) throw TokenizerError("piece " + std::to_string(i) + " is empty");
+    if (find_invalid_utf8(p.text)) throw TokenizerError("piece " + std::to_string(i) + " is not valid UTF-8");
+    if (!all_.emplace(p.text, i).second) throw TokenizerError("piece '" + p.text + "' appears twice (id " + std::to_string(i) + ")");
+    if (p.type == PieceType::kNormal || p.type == PieceType::kUserDefined || p.type == PieceType::kUnused)
+      mergeable_.emplace(p.text, Entry{i, p.score});
+    if (p.type == PieceType::kUserDefined) user_defined_.push_back(p.text);
+    if (p.type == PieceType::kByte && p.text == "<0x00>") byte_base_ = i;
+  }
+  if (vocab_.byte_fallback) {
+    if (byte_base_ < 0 || byte_base_ + 256 > n) throw TokenizerError("byte_fallback is set but the 256 byte pieces are missing");
+    for (int b = 0; b < 256; b++) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+      const Piece& p = vocab_.pieces[static_cast<size_t>(byte_base_ + b)];
+      if (p.type != PieceType::kByte || p.text != buf) throw TokenizerError("byte pieces must be <0x00>..<0xFF> at consecutive ids");
+    }
+  }
+  norm_ = Normalizer(vocab_.normalizer, user_defined_);
+  pre_ = PreTokenizer(vocab_.pretok, user_defined_);
+  // Per-pre-token encoding is exact only if no mergeable piece spans a pre-token boundary.
+  for (const auto& [text, e] : mergeable_) {
+    if (vocab_.pieces[static_cast<size_t>(e.id)].type == PieceType::kUserDefined) continue;
+    int len;
+    char32_t prev = decode_utf8(text.data(), &len);
+    for (size_t i = static_cast<size_t>(len); i < text.size(); i += static_cast<size_t>(len)) {
+      const char32_t c = decode_utf8(text.data() + i, &len);
+      if (pre_.boundary(prev, c)) {
+        pretokenized_ = false;
+        break;
+      }
+      prev = c;
+    }
+    if (!pretokenized_) break;
+  }
+  digest_ = vocab_digest(vocab_);
+}
+
+int32_t BpeTokenizer::piece_id(std::string_view piece) const {
+  auto it = all_.find(piece);
+  return it == all_.end() ? -1 : it->second;
+}
+
+void BpeTokenizer::emit(std::string_view piece, std::vector<int32_t>& out) const {
+  if (auto it = all_.find(piece); it != all_.end()) {
+    out.push_back(it->second);
+  } else if (vocab_.byte_fallback) {
+    for (unsigned char b : piece) out.push_back(byte_base_ + b);
+  } else if (out.empty() || out.back() != vocab_.unk_id) {
+    out.push_back(vocab_.unk_id);  // consecutive unknowns make one <unk>, as in SentencePiece
+  }
+}
+
+// SentencePiece's BPE merge over the characters of s (text without user-defined symbols).
+void BpeTokenizer::bpe(std::string_view s, std::vector<int32_t>& out) const {
+  struct Sym {
+    uint32_t begin, len;
+  };
+  std::vector<Sym> syms;
+  syms.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const int len = utf8_len(static_cast<unsigned char>(s[i]));
+    syms.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
+    i += static_cast<size_t>(len);
+  }
+  auto lookup = [&](const Sym& a, const Sym& b, float* score) {
+    auto it = mergeable_.find(s.substr(a.begin, a.len + b.len));
+    if (it == mergeable_.end()) return false;
+    *score = it->second.score;
+    return true;
+  };
+  if (syms.size() <= kLinearMax) {
+    // Linear scan: best score, leftmost on ties (same order as SentencePiece's agenda).
+    float score[kLinearMax];
+    bool valid[kLinearMax];
+    size_t n = syms.size();
+    for (size_t i = 0; i + 1 < n; i++) valid[i] = lookup(syms[i], syms[i + 1], &score[i]);
+    while (n > 1) {
+      size_t best = n;
+      for (size_t i = 0; i + 1 < n; i++)
+        if (valid[i] && (best == n || score[i] > score[best])) best = i;
+      if (best == n) break;
+      syms[best].len += syms[best + 1].len;
+      for (size_t i = best + 1; i + 1 < n; i++) syms[i] = syms[i + 1];
+      for (size_t i = best + 1; i + 2 < n; i++) valid[i] = valid[i + 1], score[i] = score[i + 1];
+      n--;
+      if (best > 0) valid[best - 1] = lookup(syms[best - 1], syms[best], &score[best - 1]);
+      if (best + 1 < n) valid[best] = lookup(syms[best], syms[best + 1], &score[best]);
+    }
+    for (size_t i = 0; i < n; i++) emit(s.substr(syms[i].begin, syms[i].len), out);
+    return;
+  }
+  // Heap with lazy invalidation over a linked list (bpe_model.cc's algorithm).
+  struct Node {
+    int prev, next;
+    uint32_t begin, len;
+  };
+  struct Cand {
+    float score;
+    int left, right;
+    uint32_t size;
+  };
+  auto worse = [](const Cand& a, const Cand& b) { return a.score < b.score || (a.score == b.score && a.left > b.left); };
+  std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> agenda(worse);
+  std::vector<Node> nodes(syms.size());
+  for (size_t i = 0; i < syms.size(); i++)
+    nodes[i] = {static_cast<int>(i) - 1, i + 1 < syms.size() ? static_cast<int>(i + 1) : -1, syms[i].begin, syms[i].len};
+  auto maybe_add = [&](int l, int r) {
+    if (l < 0 || r < 0) return;
+    auto it = mergeable_.find(s.substr(nodes[static_cast<size_t>(l)].begin, nodes[static_cast<size_t>(l)].len + nodes[static_cast<size_t>(r)].len));
+    if (it == mergeable_.end()) return;
+    agenda.push({it->second.score, l, r, nodes[static_cast<size_t>(l)].len + nodes[static_cast<size_t>(r)].len});
+  };
+  for (size_t i = 1; i < nodes.size(); i++) maybe_add(static_cast<int>(i - 1), static_cast<int>(i));
+  while (!agenda.empty()) {
+    const Cand top = agenda.top();
+    agenda.pop();
+    Node& L = nodes[static_cast<size_t>(top.left)];
+    Node& R = nodes[static_cast<size_t>(top.right)];
+    if (L.len == 0 || R.len == 0 || L.len + R.len != top.size) continue;
+    L.len += R.len;
+    L.next = R.next;
+    if (R.next >= 0) nodes[static_cast<size_t>(R.next)].prev = top.left;
+    R.len = 0;
+    maybe_add(L.prev, top.left);
+    maybe_add(top.left, L.next);
+  }
+  for (int i = 0; i >= 0; i = nodes[static_cast<size_t>(i)].next) emit(s.substr(nodes[static_cast<size_t>(i)].begin, nodes[static_cast<size_t>(i)].len), out);
+}
+
+std::vector<int32_t> BpeTokenizer::encode_whole(std::string_view s) const {
+  // Units: user-defined symbols (frozen) and the text between them; merging never crosses a
+  // frozen symbol, so each stretch of text is merged on its own.
+  std::vector<int32_t> out;
+  size_t seg = 0, i = 0;
+  auto flush = [&](size_t end) {
+    if (end > seg) bpe(s.substr(seg, end - seg), out);
+  };
+  while (i < s.size()) {
+    size_t m = 0;
+    for (const auto& u : user_defined_)
+      if (u.size() > m && s.substr(i).starts_with(u)) m = u.size();
+    if (m) {
+      flush(i);
+      out.push_back(all_.at(std::string(s.substr(i, m))));
+      i += m;
+      seg = i;
+    } else {
+      i += static_cast<size_t>(utf8_len(static_cast<unsigned char>(s[i])));
+    }
+  }
+  flush(s.size());
+  return out;
+}
+
+void BpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>& out) const {
+  if (!pretokenized_) {
+    auto ids = encode_whole(s);
+    out.insert(out.end(), ids.begin(), ids.end());
+    return;
+  }
+  UnitCache& cache = t_cache;
+  if (cache.owner != instance_) cache.map.clear(), cache.owner = instance_;
+  // Without byte fallback, consecutive unknowns make one <unk> (SentencePiece), across units too.
+  const bool squeeze_unk = !vocab_.byte_fallback;
+  auto append = [&](const std::vector<int32_t>& ids) {
+    for (int32_t id : ids)
+      if (!(squeeze_unk && id == vocab_.unk_id && !out.empty() && out.back() == id)) out.push_back(id);
+  };
+  std::vector<PreToken> pts;
+  pre_.split(s, pts);
+  std::vector<int32_t> tmp;
+  for (const auto& p : pts) {
+    const std::string_view unit = s.substr(p.begin, p.end - p.begin);
+    if (p.user_defined) {
+      out.push_back(all_.find(unit)->second);
+      continue;
+    }
+    if (unit.size() <= kCacheMaxBytes) {
+      if (auto it = cache.map.find(unit); it != cache.map.end()) {
+        append(it->second);
+        continue;
+      }
+    }
+    tmp.clear();
+    bpe(unit, tmp);
+    append(tmp);
+    if (unit.size() <= kCacheMaxBytes) {
+      if (cache.map.size() >= kCacheMaxEntries) cache.map.clear();
+      cache.map.emplace(std::string(unit), tmp);
+    }
+  }
+}
+
+std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
+  const std::string s = norm_.normalize_for_model(text);
+  std::vector<int32_t> out;
+  out.reserve(s.size() / 2 + 4);
+  encode_normalized(s, out);
+  return out;
+}
+
+std::vector<std::vector<int32_t>> BpeTokenizer::encode_batch(std::span<const std::string_view> docs, int threads) const {
+  std::vector<std::vector<int32_t>> out(docs.size());
+  int T = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  T = static_cast<int>(std::min<size_t>(static_cast<size_t>(T), std::max<size_t>(docs.size(), 1)));
+  if (T <= 1) {
+    for (size_t i = 0; i < docs.size(); i++) out[i] = encode(docs[i]);
+    return out;
+  }
+  // Interleaved blocks of documents so long and short documents spread evenly.
+  std::atomic<size_t> next{0};
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(T));
+  std::vector<std::thread> pool;
+  constexpr size_t kBlock = 64;
+  for (int t = 0; t < T; t++)
+    pool.emplace_back([&, t] {
+      try {
+        for (size_t b = next.fetch_add(kBlock); b < docs.size(); b = next.fetch_add(kBlock))
+          for (size_t i = b; i < std::min(docs.size(), b + kBlock); i++) out[i] = encode(docs[i]);
+      } catch (...) {
+        errors[static_cast<size_t>(t)] = std::current_exception();
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
+
+std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {
+  std::string raw;
+  bool strip = vocab_.normalizer.add_dummy_prefix || vocab_.normalizer.remove_extra_whitespaces;
+  const auto n = static_cast<int32_t>(vocab_.pieces.size());
+  for (size_t k = 0; k < ids.size(); k++) {
+    const int32_t id = ids[k];
+    if (id < 0 || id >= n)
+      throw TokenizerError("decode: id " + std::to_string(id) + " at position " + std::to_string(k) + " is outside [0, " + std::to_string(n) + ")");
+    const Piece& p = vocab_.pieces[static_cast<size_t>(id)];
+    switch (p.type) {
+      case PieceType::kControl: break;
+      case PieceType::kUnknown: raw += " \xE2\x81\x87 "; strip = false; break;
+      case PieceType::kByte: raw.push_back(static_cast<char>(id - byte_base_)); strip = false; break;
+      default: {
+        std::string_view t = p.text;
+        if (strip && t.starts_with("\xE2\x96\x81")) t.remove_prefix(3);
+        strip = false;
+        for (size_t i = 0; i < t.size();) {
+          if (t.compare(i, 3, "\xE2\x96\x81") == 0) {
+            raw.push_back(' ');
+            i += 3;
+          } else {
+            raw.push_back(t[i++]);
+          }
+        }
+      }
+    }
+  }
+  return check_or_replace_utf8(raw, true, "decode");
+}
+
+nlohmann::json BpeTokenizer::to_json() const {
+  nlohmann::json j = vocab_definition_json(vocab_);
+  j["digest"] = digest_;
+  j["provenance"] = provenance_;
+  return j;
+}
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& dir) {
+  const std::filesystem::path file = dir / kOwnFile;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw TokenizerError(file.string() + ": cannot open (is " + dir.string() + " a tokenizer directory?)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw TokenizerError(file.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  const std::string where = file.string();
+  try {
+    if (j.at("format").get<std::string>() != kFormat)
+      throw TokenizerError(where + ": format '" + j.at("format").get<std::string>() + "' is not " + kFormat);
+    Vocab v;
+    const auto& nj = j.at("normalizer");
+    v.normalizer.form = parse_form(nj.at("form").get<std::string>(), where);
+    v.normalizer.add_dummy_prefix = nj.at("add_dummy_prefix").get<bool>();
+    v.normalizer.remove_extra_whitespaces = nj.at("remove_extra_whitespaces").get<bool>();
+    v.normalizer.replace_invalid_utf8 = nj.at("replace_invalid_utf8").get<bool>();
+    v.pretok.split_digits = j.at("pretokenizer").at("split_digits").get<bool>();
+    v.pretok.max_piece_chars = j.at("pretokenizer").at("max_piece_chars").get<int32_t>();
+    v.byte_fallback = j.at("byte_fallback").get<bool>();
+    const auto& sp = j.at("special");
+    v.unk_id = sp.at("unk_id").get<int32_t>(), v.bos_id = sp.at("bos_id").get<int32_t>();
+    v.eos_id = sp.at("eos_id").get<int32_t>(), v.pad_id = sp.at("pad_id").get<int32_t>();
+    for (const auto& p : j.at("pieces")) {
+      const int type = p.at(2).get<int>();
+      if (type < 1 || type > 6) throw TokenizerError(where + ": piece type " + std::to_string(type) + " is not 1..6");
+      v.pieces.push_back({p.at(0).get<std::string>(), p.at(1).get<float>(), static_cast<PieceType>(type)});
+    }
+    auto tok = std::make_unique<BpeTokenizer>(std::move(v), j.value("provenance", nlohmann::json::object()));
+    if (j.contains("digest") && j.at("digest").get<std::string>() != tok->digest())
+      throw TokenizerError(where + ": digest " + j.at("digest").get<std::string>() + " does not match the contents (" + tok->digest() +
+                           "); the file was changed after it was written");
+    return tok;
+  } catch (const nlohmann::json::exception& e) {
+    throw TokenizerError(where + ": missing or wrong-typed field (" + e.what() + ")");
+  } catch (const TokenizerError& e) {
+    const std::string m = e.what();
+    if (m.starts_with(where)) throw;
+    throw TokenizerError(where + ": " + m);
+  }
+}
+
+void BpeTokenizer::save(const std::filesystem::path& dir) const {
+  std::filesystem::create_directories(dir);
+  // Our file: one piece per line, the rest indented (diff-friendly, still canonical JSON values).
+  nlohmann::json j = to_json();
+  const nlohmann::json pieces = std::move(j["pieces"]);
+  j.erase("pieces");
+  std::string text = j.dump(1);
+  text.pop_back();  // closing brace
+  text += ",\n \"pieces\": [\n";
+  for (size_t i = 0; i < pieces.size(); i++) text += "  " + pieces[i].dump() + (i + 1 < pieces.size() ? ",\n" : "\n");
+  text += " ]\n}\n";
+  write_atomic(dir / kOwnFile, text);
+  SpmTrainerSpec spec = spm_trainer_spec_for(vocab_);
+  if (provenance_.contains("sources"))
+    for (const auto& src : provenance_.at("sources")) spec.input.push_back(src.value("path", ""));
+  write_atomic(dir / "tokenizer.model", write_spm_model(vocab_, spec));
+  write_atomic(dir / "tokenizer.json", write_hf_tokenizer_json(vocab_));
+}
+
+}  // namespace ssiat::tokenizer

@@ -1,0 +1,102 @@
+// BPE tokenizer with SentencePiece's encoding semantics (bpe_model.cc, v0.1.97):
+//   normalise (tokenizer/normalizer.h); split into characters, user-defined symbols matched
+//   longest first and frozen; repeatedly merge the adjacent pair whose joined text is a piece
+//   (normal, user-defined or unused) with the best score, leftmost on ties; a remaining symbol
+//   that is not a piece becomes its UTF-8 bytes as <0xXX> pieces (byte fallback) or <unk>.
+// Speed: the merge runs per pre-token (tokenizer/pretokenizer.h explains why that equals
+// running it on the whole text for vocabularies our trainer makes; a loaded vocabulary with a
+// piece that spans a pre-token boundary is encoded whole instead). Pre-tokens of up to
+// kLinearMax symbols use a linear scan, longer ones a heap (O(n log n)). Frequent pre-tokens are
+// cached per thread. encode_batch() splits documents over threads.
+//
+// decode(encode(x)) == Normalizer::normalize(x) for every valid UTF-8 x (tests check it).
+//
+// Files in a tokenizer directory (save/load):
+//   tokenizer.ssiat.json  our format: {"format":"ssiat-bpe/v1","normalizer":{..},"pretokenizer":{..},
+//                         "byte_fallback","special":{"unk_id","bos_id","eos_id","pad_id"},
+//                         "pieces":[[text,score,type],..],"digest":hex,"provenance":{..}}
+//   tokenizer.model       SentencePiece ModelProto (tokenizer/spm_model.h)
+//   tokenizer.json        Hugging Face tokenizers (tokenizer/hf_json.h)
+// Digest: SHA-256 of the canonical JSON (sorted keys, no spaces) of everything that defines
+// the encoding: format, normalizer, pretokenizer, byte_fallback, special, pieces. Provenance
+// (sources, options, seed) is recorded beside it but is not part of the digest.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/normalizer.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
+
+namespace ssiat::tokenizer {
+
+class BpeTokenizer final : public Tokenizer {
+ public:
+  static constexpr size_t kLinearMax = 48;
+
+  explicit BpeTokenizer(Vocab v, nlohmann::json provenance = nlohmann::json::object());
+  // Reads DIR/tokenizer.ssiat.json; TokenizerError names the file and what is wrong.
+  static std::unique_ptr<BpeTokenizer> load(const std::filesystem::path& dir);
+  // Writes the three files into dir (created if missing), each atomically.
+  void save(const std::filesystem::path& dir) const;
+
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::string decode(std::span<const int32_t> ids) const override;
+  int32_t vocab_size() const override { return static_cast<int32_t>(vocab_.pieces.size()); }
+  int32_t bos_id() const override { return vocab_.bos_id; }
+  int32_t eos_id() const override { return vocab_.eos_id; }
+  std::string name() const override { return "bpe"; }
+  std::string digest() const override { return digest_; }
+
+  // Encodes documents on `threads` threads (0: hardware concurrency); same ids as encode().
+  std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string_view> docs, int threads) const;
+  // The SentencePiece-semantics merge on normalised text, without pre-tokenisation or cache
+  // (the reference path; tests compare it with encode()).
+  std::vector<int32_t> encode_whole(std::string_view normalized) const;
+
+  const Vocab& vocab() const { return vocab_; }
+  const Normalizer& normalizer() const { return norm_; }
+  const nlohmann::json& provenance() const { return provenance_; }
+  bool pretokenized() const { return pretokenized_; }
+  int32_t piece_id(std::string_view piece) const;  // -1 if absent (any type)
+  nlohmann::json to_json() const;                  // the tokenizer.ssiat.json document
+
+ private:
+  struct Entry {
+    int32_t id;
+    float score;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  void encode_normalized(std::string_view s, std::vector<int32_t>& out) const;
+  void bpe(std::string_view s, std::vector<int32_t>& out) const;  // one unit
+  void emit(std::string_view piece, std::vector<int32_t>& out) const;
+
+  Vocab vocab_;
+  nlohmann::json provenance_;
+  Normalizer norm_;
+  PreTokenizer pre_;
+  std::vector<std::string> user_defined_;
+  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> mergeable_;  // normal, user-defined, unused
+  std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> all_;      // every piece
+  int32_t byte_base_ = -1;  // id of <0x00>
+  bool pretokenized_ = true;
+  std::string digest_;
+  uint64_t instance_ = 0;  // distinguishes caches of different tokenizers
+};
+
+nlohmann::json vocab_definition_json(const Vocab& v);  // the part the digest covers
+std::string vocab_digest(const Vocab& v);
+
+}  // namespace ssiat::tokenizer

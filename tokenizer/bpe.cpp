@@ -27,13 +27,52 @@ constexpr size_t kCacheMaxBytes = 64;  // pre-tokens longer than this are not ca
 
 std::atomic<uint64_t> g_instances{1};
 
+// Per-thread cache of pre-token -> ids: open addressing over two arenas (no allocation per
+// entry). Emptied when full.
 struct UnitCache {
-  uint64_t owner = 0;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  static constexpr size_t kSlots = kCacheMaxEntries * 2;
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t key_off = 0, id_off = 0;
+    uint16_t key_len = 0, id_len = 0;
+    bool used = false;
   };
-  std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> map;
+  uint64_t owner = 0;
+  size_t entries = 0;
+  std::vector<Slot> slots = std::vector<Slot>(kSlots);
+  std::string keys;
+  std::vector<int32_t> ids;
+
+  static uint64_t hash_of(std::string_view s) {  // FNV-1a, 64-bit
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+    return h;
+  }
+  void clear() {
+    std::fill(slots.begin(), slots.end(), Slot{});
+    keys.clear();
+    ids.clear();
+    entries = 0;
+  }
+  // The cached ids of unit, or nullptr; *slot_out is where to insert on a miss.
+  const Slot* find(std::string_view unit, uint64_t h, size_t* slot_out) const {
+    for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+      const Slot& sl = slots[i];
+      if (!sl.used) {
+        *slot_out = i;
+        return nullptr;
+      }
+      if (sl.hash == h && sl.key_len == unit.size() && std::string_view(keys.data() + sl.key_off, sl.key_len) == unit) return &sl;
+    }
+  }
+  void insert(size_t at, std::string_view unit, uint64_t h, const std::vector<int32_t>& v) {
+    Slot& sl = slots[at];
+    sl = {h, static_cast<uint32_t>(keys.size()), static_cast<uint32_t>(ids.size()), static_cast<uint16_t>(unit.size()),
+          static_cast<uint16_t>(v.size()), true};
+    keys.append(unit);
+    ids.insert(ids.end(), v.begin(), v.end());
+    entries++;
+  }
 };
 thread_local UnitCache t_cache;
 
@@ -135,6 +174,43 @@ BpeTokenizer::BpeTokenizer(Vocab v, nlohmann::json provenance)
     }
     if (!pretokenized_) break;
   }
+  // One-character pieces, and the pair table over mergeable (non-user-defined) pieces.
+  bmp_char_.assign(0x10000, -1);
+  for (int32_t i = 0; i < n; i++) {
+    const std::string& t = vocab_.pieces[static_cast<size_t>(i)].text;
+    int len;
+    const char32_t c = decode_utf8(t.data(), &len);
+    if (static_cast<size_t>(len) != t.size()) continue;
+    if (c < 0x10000)
+      bmp_char_[c] = i;
+    else
+      astral_[c] = i;
+  }
+  auto is_merge_piece = [&](int32_t id) {
+    if (id < 0) return false;
+    const PieceType t = vocab_.pieces[static_cast<size_t>(id)].type;
+    return t == PieceType::kNormal || t == PieceType::kUnused;
+  };
+  std::vector<std::pair<uint64_t, Entry>> items;
+  for (const auto& [text, e] : mergeable_) {
+    if (!is_merge_piece(e.id)) continue;
+    std::vector<size_t> cuts;
+    for (size_t i = 0; i < text.size();) {
+      int len;
+      const char32_t c = decode_utf8(text.data() + i, &len);
+      if (!is_merge_piece(char_piece(c)))
+        throw TokenizerError("piece '" + text + "' (id " + std::to_string(e.id) + ") holds a character that is not a piece itself");
+      if (i > 0) cuts.push_back(i);
+      i += static_cast<size_t>(len);
+    }
+    for (size_t cut : cuts) {
+      auto l = mergeable_.find(std::string_view(text).substr(0, cut));
+      auto r = mergeable_.find(std::string_view(text).substr(cut));
+      if (l == mergeable_.end() || r == mergeable_.end() || !is_merge_piece(l->second.id) || !is_merge_piece(r->second.id)) continue;
+      items.push_back({(static_cast<uint64_t>(static_cast<uint32_t>(l->second.id)) << 32) | static_cast<uint32_t>(r->second.id), e});
+    }
+  }
+  pairs_.build(items);
   digest_ = vocab_digest(vocab_);
 }
 
@@ -153,65 +229,99 @@ void BpeTokenizer::emit(std::string_view piece, std::vector<int32_t>& out) const
   }
 }
 
+void BpeTokenizer::PairTable::build(const std::vector<std::pair<uint64_t, Entry>>& items) {
+  size_t cap = 16;
+  while (cap < items.size() * 2) cap <<= 1;
+  keys.assign(cap, ~uint64_t{0});
+  vals.assign(cap, Entry{-1, 0});
+  mask = cap - 1;
+  for (const auto& [k, v] : items) {
+    size_t h = static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+    while (keys[h] != ~uint64_t{0} && keys[h] != k) h = (h + 1) & mask;
+    keys[h] = k;
+    vals[h] = v;
+  }
+}
+
+const BpeTokenizer::Entry* BpeTokenizer::PairTable::find(int32_t l, int32_t r) const {
+  if (l < 0 || r < 0) return nullptr;
+  const uint64_t k = (static_cast<uint64_t>(static_cast<uint32_t>(l)) << 32) | static_cast<uint32_t>(r);
+  for (size_t h = static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 20) & mask;; h = (h + 1) & mask) {
+    if (keys[h] == k) return &vals[h];
+    if (keys[h] == ~uint64_t{0}) return nullptr;
+  }
+}
+
+int32_t BpeTokenizer::char_piece(char32_t c) const {
+  if (c < 0x10000) return bmp_char_[c];
+  auto it = astral_.find(c);
+  return it == astral_.end() ? -1 : it->second;
+}
+
 // SentencePiece's BPE merge over the characters of s (text without user-defined symbols).
+// Symbols carry piece ids (-1 for a character that is no piece: byte fallback or <unk>).
 void BpeTokenizer::bpe(std::string_view s, std::vector<int32_t>& out) const {
   struct Sym {
     uint32_t begin, len;
+    int32_t id;
   };
   std::vector<Sym> syms;
   syms.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const int len = utf8_len(static_cast<unsigned char>(s[i]));
-    syms.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
+    int len;
+    const char32_t c = decode_utf8(s.data() + i, &len);
+    syms.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(len), char_piece(c)});
     i += static_cast<size_t>(len);
   }
-  auto lookup = [&](const Sym& a, const Sym& b, float* score) {
-    auto it = mergeable_.find(s.substr(a.begin, a.len + b.len));
-    if (it == mergeable_.end()) return false;
-    *score = it->second.score;
-    return true;
+  auto emit_sym = [&](const Sym& y) {
+    if (y.id >= 0)
+      out.push_back(y.id);
+    else
+      emit(s.substr(y.begin, y.len), out);
   };
   if (syms.size() <= kLinearMax) {
     // Linear scan: best score, leftmost on ties (same order as SentencePiece's agenda).
-    float score[kLinearMax];
-    bool valid[kLinearMax];
+    const Entry* cand[kLinearMax];
     size_t n = syms.size();
-    for (size_t i = 0; i + 1 < n; i++) valid[i] = lookup(syms[i], syms[i + 1], &score[i]);
+    for (size_t i = 0; i + 1 < n; i++) cand[i] = pairs_.find(syms[i].id, syms[i + 1].id);
     while (n > 1) {
       size_t best = n;
       for (size_t i = 0; i + 1 < n; i++)
-        if (valid[i] && (best == n || score[i] > score[best])) best = i;
+        if (cand[i] && (best == n || cand[i]->score > cand[best]->score)) best = i;
       if (best == n) break;
       syms[best].len += syms[best + 1].len;
+      syms[best].id = cand[best]->id;
       for (size_t i = best + 1; i + 1 < n; i++) syms[i] = syms[i + 1];
-      for (size_t i = best + 1; i + 2 < n; i++) valid[i] = valid[i + 1], score[i] = score[i + 1];
+      for (size_t i = best + 1; i + 2 < n; i++) cand[i] = cand[i + 1];
       n--;
-      if (best > 0) valid[best - 1] = lookup(syms[best - 1], syms[best], &score[best - 1]);
-      if (best + 1 < n) valid[best] = lookup(syms[best], syms[best + 1], &score[best]);
+      if (best > 0) cand[best - 1] = pairs_.find(syms[best - 1].id, syms[best].id);
+      if (best + 1 < n) cand[best] = pairs_.find(syms[best].id, syms[best + 1].id);
     }
-    for (size_t i = 0; i < n; i++) emit(s.substr(syms[i].begin, syms[i].len), out);
+    for (size_t i = 0; i < n; i++) emit_sym(syms[i]);
     return;
   }
   // Heap with lazy invalidation over a linked list (bpe_model.cc's algorithm).
   struct Node {
     int prev, next;
-    uint32_t begin, len;
+    uint32_t len;
+    int32_t id;
   };
   struct Cand {
     float score;
     int left, right;
     uint32_t size;
+    int32_t id;
   };
   auto worse = [](const Cand& a, const Cand& b) { return a.score < b.score || (a.score == b.score && a.left > b.left); };
   std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> agenda(worse);
   std::vector<Node> nodes(syms.size());
   for (size_t i = 0; i < syms.size(); i++)
-    nodes[i] = {static_cast<int>(i) - 1, i + 1 < syms.size() ? static_cast<int>(i + 1) : -1, syms[i].begin, syms[i].len};
+    nodes[i] = {static_cast<int>(i) - 1, i + 1 < syms.size() ? static_cast<int>(i + 1) : -1, syms[i].len, syms[i].id};
   auto maybe_add = [&](int l, int r) {
     if (l < 0 || r < 0) return;
-    auto it = mergeable_.find(s.substr(nodes[static_cast<size_t>(l)].begin, nodes[static_cast<size_t>(l)].len + nodes[static_cast<size_t>(r)].len));
-    if (it == mergeable_.end()) return;
-    agenda.push({it->second.score, l, r, nodes[static_cast<size_t>(l)].len + nodes[static_cast<size_t>(r)].len});
+    const Node& L = nodes[static_cast<size_t>(l)];
+    const Node& R = nodes[static_cast<size_t>(r)];
+    if (const Entry* e = pairs_.find(L.id, R.id)) agenda.push({e->score, l, r, L.len + R.len, e->id});
   };
   for (size_t i = 1; i < nodes.size(); i++) maybe_add(static_cast<int>(i - 1), static_cast<int>(i));
   while (!agenda.empty()) {
@@ -221,13 +331,15 @@ void BpeTokenizer::bpe(std::string_view s, std::vector<int32_t>& out) const {
     Node& R = nodes[static_cast<size_t>(top.right)];
     if (L.len == 0 || R.len == 0 || L.len + R.len != top.size) continue;
     L.len += R.len;
+    L.id = top.id;
     L.next = R.next;
     if (R.next >= 0) nodes[static_cast<size_t>(R.next)].prev = top.left;
     R.len = 0;
     maybe_add(L.prev, top.left);
     maybe_add(top.left, L.next);
   }
-  for (int i = 0; i >= 0; i = nodes[static_cast<size_t>(i)].next) emit(s.substr(nodes[static_cast<size_t>(i)].begin, nodes[static_cast<size_t>(i)].len), out);
+  for (int i = 0; i >= 0; i = nodes[static_cast<size_t>(i)].next)
+    emit_sym({syms[static_cast<size_t>(i)].begin, nodes[static_cast<size_t>(i)].len, nodes[static_cast<size_t>(i)].id});
 }
 
 std::vector<int32_t> BpeTokenizer::encode_whole(std::string_view s) const {
@@ -262,12 +374,12 @@ void BpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>& o
     return;
   }
   UnitCache& cache = t_cache;
-  if (cache.owner != instance_) cache.map.clear(), cache.owner = instance_;
+  if (cache.owner != instance_) cache.clear(), cache.owner = instance_;
   // Without byte fallback, consecutive unknowns make one <unk> (SentencePiece), across units too.
   const bool squeeze_unk = !vocab_.byte_fallback;
-  auto append = [&](const std::vector<int32_t>& ids) {
-    for (int32_t id : ids)
-      if (!(squeeze_unk && id == vocab_.unk_id && !out.empty() && out.back() == id)) out.push_back(id);
+  auto append = [&](const int32_t* ids, size_t n) {
+    for (size_t k = 0; k < n; k++)
+      if (!(squeeze_unk && ids[k] == vocab_.unk_id && !out.empty() && out.back() == ids[k])) out.push_back(ids[k]);
   };
   std::vector<PreToken> pts;
   pre_.split(s, pts);
@@ -278,18 +390,25 @@ void BpeTokenizer::encode_normalized(std::string_view s, std::vector<int32_t>& o
       out.push_back(all_.find(unit)->second);
       continue;
     }
-    if (unit.size() <= kCacheMaxBytes) {
-      if (auto it = cache.map.find(unit); it != cache.map.end()) {
-        append(it->second);
+    const bool cacheable = unit.size() <= kCacheMaxBytes;
+    uint64_t h = 0;
+    size_t at = 0;
+    if (cacheable) {
+      h = UnitCache::hash_of(unit);
+      if (const auto* hit = cache.find(unit, h, &at)) {
+        append(cache.ids.data() + hit->id_off, hit->id_len);
         continue;
       }
     }
     tmp.clear();
     bpe(unit, tmp);
-    append(tmp);
-    if (unit.size() <= kCacheMaxBytes) {
-      if (cache.map.size() >= kCacheMaxEntries) cache.map.clear();
-      cache.map.emplace(std::string(unit), tmp);
+    append(tmp.data(), tmp.size());
+    if (cacheable) {
+      if (cache.entries >= kCacheMaxEntries) {
+        cache.clear();
+        (void)cache.find(unit, h, &at);
+      }
+      cache.insert(at, unit, h, tmp);
     }
   }
 }

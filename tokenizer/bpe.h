@@ -79,6 +79,17 @@ class BpeTokenizer final : public Tokenizer {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  // Open-addressing map (left id, right id) -> (joined id, score): one entry for every split of
+  // a mergeable piece into two mergeable pieces. Merging by this table is SentencePiece's rule
+  // (join is a piece) because every character of a mergeable piece is itself one (checked).
+  struct PairTable {
+    std::vector<uint64_t> keys;  // ~0: empty
+    std::vector<Entry> vals;
+    uint64_t mask = 0;
+    void build(const std::vector<std::pair<uint64_t, Entry>>& items);
+    const Entry* find(int32_t l, int32_t r) const;
+  };
+  int32_t char_piece(char32_t c) const;  // id of the one-character piece, or -1
   void encode_normalized(std::string_view s, std::vector<int32_t>& out) const;
   void bpe(std::string_view s, std::vector<int32_t>& out) const;  // one unit
   void emit(std::string_view piece, std::vector<int32_t>& out) const;
@@ -90,6 +101,9 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<std::string> user_defined_;
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> mergeable_;  // normal, user-defined, unused
   std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> all_;      // every piece
+  PairTable pairs_;
+  std::vector<int32_t> bmp_char_;                 // BMP code point -> piece id (-1: none)
+  std::unordered_map<char32_t, int32_t> astral_;  // other one-character pieces
   int32_t byte_base_ = -1;  // id of <0x00>
   bool pretokenized_ = true;
   std::string digest_;

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, build, fetch the Korean corpus (Debian's
-# libreoffice-help-ko), prepare token shards, train recipes/ko-tiny.toml on the CPU and print a
-# generated sample. Extra arguments go to `ssiat train` (e.g. --set train.steps=50).
+# libreoffice-help-ko), learn a 4,096-piece BPE tokenizer from it, prepare token shards, train
+# recipes/ko-tiny.toml on the CPU and print a generated sample. Extra arguments go to
+# `ssiat train` (e.g. --set train.steps=50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ssiat
 bash tools/corpus/fetch_ko_help.sh data/ko
+if [ ! -f data/ko/tokenizer/tokenizer.ssiat.json ]; then
+  ./build/ssiat tokenizer train --input data/ko/ko_train.txt --vocab-size 4096 --out data/ko/tokenizer --seed 20261123 -q
+fi
 for split in train val; do
-  if [ ! -f "data/ko/prepared/$split/manifest.json" ]; then
-    ./build/ssiat data prepare --input "data/ko/ko_$split.txt" --out "data/ko/prepared/$split"
+  if [ ! -f "data/ko/prepared-bpe/$split/manifest.json" ]; then
+    ./build/ssiat data prepare --input "data/ko/ko_$split.txt" --out "data/ko/prepared-bpe/$split" --tokenizer data/ko/tokenizer
   fi
 done
 run="runs/ko-tiny-$(date +%Y%m%d-%H%M%S)"

@@ -233,6 +233,18 @@ def ours_stats(a, models):
         return {"raw": r.stdout.strip()[-1000:]}
 
 
+def in_process_encode(a, models):
+    """build/bench_encode: our encoder vs libsentencepiece on our tokenizer.model, one process."""
+    exe = Path(a.ssiat).parent / "bench_encode"
+    if "ours" not in models or "error" in models["ours"] or not exe.exists():
+        return None
+    r = subprocess.run([str(exe), str(Path(models["ours"]["model"]).parent), str(a.heldout), "3"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": (r.stderr or r.stdout).strip()[-300:]}
+    return json.loads(r.stdout)
+
+
 def ratio(x, y):
     return round(x / y, 3) if x and y else None
 
@@ -260,6 +272,14 @@ def table(res):
             f"{k}={v}" for k, v in res["ratios"].items()))
     for k, v in res.get("agreement", {}).items():
         lines.append(f"{k}: {v}")
+    ip = res.get("in_process")
+    if ip and "error" not in ip:
+        for k in sorted(x for x in ip if x.startswith("threads_")):
+            v = ip[k]
+            lines.append(f"in-process encode {k}: ssiat {v['ssiat_mb_s']:.1f} MB/s vs libsentencepiece "
+                         f"{v['spm_mb_s']:.1f} MB/s = {v['ratio']:.2f}x, identical lines {v['identical_lines']}")
+    elif ip:
+        lines.append(f"in-process encode: {ip['error']}")
     return "\n".join(lines)
 
 
@@ -316,6 +336,7 @@ def main():
     res["encode"], res["compression"], res["agreement"] = encode_all(a, a.work, res["train"],
                                                                       have_ours)
     res["ours_stats"] = ours_stats(a, res["train"])
+    res["in_process"] = in_process_encode(a, res["train"])
     res["ratios"] = ratios(res, a.threads_list)
     res["load_after"] = os.getloadavg()
     out = a.json or a.work / "result.json"

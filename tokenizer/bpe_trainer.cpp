@@ -304,7 +304,15 @@ Vocab train_bpe(const std::vector<std::string_view>& sentences, const BpeTrainOp
   parallel_chunks(T, chosen.size(), [&](int t, size_t b, size_t e) {
     auto& m = local[static_cast<size_t>(t)];
     std::vector<PreToken> pts;
+    auto last = Clock::now();
     for (size_t k = b; k < e; k++) {
+      if (opt.progress && t == 0 && (k & 1023) == 0 && seconds_since(last) > 1.0) {
+        last = Clock::now();
+        const double done = static_cast<double>(k - b + 1) / static_cast<double>(e - b);
+        const double el = seconds_since(t0);
+        std::fprintf(stderr, "tokenizer train: counting %.0f%% of %zu sentences, %.1fs, ETA %.0fs\n", 100 * done, chosen.size(), el,
+                     el * (1 - done) / done);
+      }
       const std::string_view line = sentences[chosen[k]];
       local_bytes[static_cast<size_t>(t)] += static_cast<int64_t>(line.size());
       const std::string s = norm.normalize_for_model(line);

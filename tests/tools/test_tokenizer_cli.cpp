@@ -85,6 +85,17 @@ TEST_F(TokenizerCli, EncodeMatchesSpmEncodeAndDecodeInverts) {
   const std::string spm = "cd '" + dir_.string() + "' && spm_encode --model tok/tokenizer.model --output_format=id < held.txt > spm.txt";
   ASSERT_EQ(std::system(spm.c_str()), 0);
   EXPECT_EQ(enc.out, slurp(dir_ / "spm.txt"));
+  // Hugging Face tokenizers on our tokenizer.json: the same ids too (skipped without the package).
+  if (std::system("python3 -c 'import tokenizers' >/dev/null 2>&1") == 0) {
+    write_file(dir_ / "hf.py",
+               "import sys, tokenizers\n"
+               "tok = tokenizers.Tokenizer.from_file('tok/tokenizer.json')\n"
+               "lines = open('held.txt', encoding='utf-8').read().split('\\n')[:-1]\n"
+               "out = [' '.join(map(str, e.ids)) for e in tok.encode_batch(lines, add_special_tokens=False)]\n"
+               "open('hf.txt', 'w').write('\\n'.join(out) + '\\n')\n");
+    ASSERT_EQ(std::system(("cd '" + dir_.string() + "' && python3 hf.py").c_str()), 0);
+    EXPECT_EQ(enc.out, slurp(dir_ / "hf.txt"));
+  }
   write_file(dir_ / "ids.txt", enc.out);
   const Cmd dec = run_cli(dir_, "tokenizer decode --tokenizer tok < ids.txt");
   ASSERT_EQ(dec.status, 0) << dec.err;

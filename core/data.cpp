@@ -285,24 +285,38 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
       if (sha256_hex(content) != src.sha256)
         throw IoError(src.path.string() + ": changed while data prepare was reading it");
       int64_t docs = 0;
-      auto add_doc = [&](std::string_view text) {
-        const std::vector<int32_t> ids = tok.encode(text);
-        std::vector<uint32_t> doc(ids.size() + 1);
-        for (size_t i = 0; i < ids.size(); i++) {
-          if (ids[i] < 0 || ids[i] >= vocab)
-            throw DataError(src.path.string() + ": tokenizer produced id " + std::to_string(ids[i]) +
-                            " outside [0, " + std::to_string(vocab) + ")");
-          doc[i] = static_cast<uint32_t>(ids[i]);
+      // Documents are encoded in blocks (threads inside the tokenizer), then packed in order.
+      std::vector<std::string> block;
+      size_t block_bytes = 0;
+      auto flush_block = [&] {
+        const std::vector<std::string_view> views(block.begin(), block.end());
+        const auto all = tok.encode_batch(views, opt.threads);
+        for (const auto& ids : all) {
+          std::vector<uint32_t> doc(ids.size() + 1);
+          for (size_t i = 0; i < ids.size(); i++) {
+            if (ids[i] < 0 || ids[i] >= vocab)
+              throw DataError(src.path.string() + ": tokenizer produced id " + std::to_string(ids[i]) +
+                              " outside [0, " + std::to_string(vocab) + ")");
+            doc[i] = static_cast<uint32_t>(ids[i]);
+          }
+          doc.back() = eos;
+          packer.add(doc, src.sha256);
+          docs++;
+          result.tokens += static_cast<int64_t>(doc.size());
         }
-        doc.back() = eos;
-        packer.add(doc, src.sha256);
-        docs++;
-        result.tokens += static_cast<int64_t>(doc.size());
+        block.clear();
+        block_bytes = 0;
+      };
+      auto add_doc = [&](std::string_view text) {
+        block.emplace_back(text);
+        block_bytes += text.size();
+        if (block.size() >= 8192 || block_bytes >= (size_t{64} << 20)) flush_block();
       };
       if (format_of(opt, src.path) == InputFormat::kJsonl)
         for_each_jsonl_document(content, src.path, add_doc);
       else
         for_each_text_document(content, add_doc);
+      flush_block();
       if (docs == 0) throw DataError(src.path.string() + ": empty (no documents)");
       result.documents += docs;
       src_entries.push_back(

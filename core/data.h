@@ -39,6 +39,7 @@ struct PrepareOptions {
   bool auto_format = true;
   int64_t shard_tokens = 1 << 24;  // tokens per shard (documents never split across shards)
   bool progress = false;           // print progress to stderr
+  int threads = 0;                 // tokenizer threads (0: all cores); ids do not depend on it
 };
 
 struct PrepareResult {

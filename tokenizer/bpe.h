@@ -58,7 +58,7 @@ class BpeTokenizer final : public Tokenizer {
   std::string digest() const override { return digest_; }
 
   // Encodes documents on `threads` threads (0: hardware concurrency); same ids as encode().
-  std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string_view> docs, int threads) const;
+  std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string_view> docs, int threads) const override;
   // The SentencePiece-semantics merge on normalised text, without pre-tokenisation or cache
   // (the reference path; tests compare it with encode()).
   std::vector<int32_t> encode_whole(std::string_view normalized) const;

@@ -24,6 +24,15 @@ class Tokenizer {
   virtual int32_t eos_id() const = 0;
   virtual std::string name() const = 0;    // "byte", "bpe"
   virtual std::string digest() const = 0;  // SHA-256 hex of the tokenizer's defining bytes
+  // encode() of each document, possibly on `threads` threads (0: all cores); the default runs
+  // them one after another.
+  virtual std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string_view> docs, int threads) const {
+    (void)threads;
+    std::vector<std::vector<int32_t>> out;
+    out.reserve(docs.size());
+    for (auto d : docs) out.push_back(encode(d));
+    return out;
+  }
 };
 
 // Byte-level tokenizer: id b (0..255) is the byte b; 256 = <bos>, 257 = <eos>; vocab 258.

@@ -137,6 +137,12 @@ TEST_F(TokenizerCli, PrepareAndTrainWithBpeRecordsTokenizerProvenance) {
   write_file(dir_ / "docs.txt", docs);
   Cmd r = run_cli(dir_, "data prepare --input docs.txt --out prep --tokenizer tok");
   ASSERT_EQ(r.status, 0) << r.err;
+  // One thread or three: the same shards.
+  r = run_cli(dir_, "data prepare --input docs.txt --out prep1 --tokenizer tok --threads 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_cli(dir_, "data prepare --input docs.txt --out prep3 --tokenizer tok --threads 3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(slurp(dir_ / "prep1" / "manifest.json"), slurp(dir_ / "prep3" / "manifest.json"));
   const auto own = nlohmann::json::parse(slurp(dir_ / "tok" / "tokenizer.ssiat.json"));
   const auto manifest = nlohmann::json::parse(slurp(dir_ / "prep" / "manifest.json"));
   EXPECT_EQ(manifest.at("tokenizer").at("digest"), own.at("digest"));

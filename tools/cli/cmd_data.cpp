@@ -23,6 +23,7 @@ struct DataPrepareArgs {
   std::string tokenizer = "byte";
   int64_t shard_tokens = PrepareOptions{}.shard_tokens;
   bool progress = false;
+  int threads = 0;
 };
 
 void run_data_prepare(const DataPrepareArgs& a) {
@@ -40,6 +41,8 @@ void run_data_prepare(const DataPrepareArgs& a) {
   if (a.shard_tokens <= 0) throw ConfigError("--shard-tokens: must be positive, got " + std::to_string(a.shard_tokens));
   opt.shard_tokens = a.shard_tokens;
   opt.progress = a.progress;
+  if (a.threads < 0) throw ConfigError("--threads: must be >= 0, got " + std::to_string(a.threads));
+  opt.threads = a.threads;
 
   // "byte", or a BPE tokenizer directory written by `ssiat tokenizer train`.
   const bool is_byte = a.tokenizer == "byte";
@@ -69,6 +72,7 @@ void add_data_command(CLI::App& app) {
   prep->add_option("--tokenizer", args->tokenizer, "Tokenizer: byte, or a directory from `ssiat tokenizer train`");
   prep->add_option("--shard-tokens", args->shard_tokens, "Tokens per shard (documents are never split)");
   prep->add_flag("--progress", args->progress, "Print per-file progress to stderr");
+  prep->add_option("--threads", args->threads, "Tokenizer threads (0: all cores); the shards do not depend on it");
   prep->callback([args] { run_data_prepare(*args); });
 }
 

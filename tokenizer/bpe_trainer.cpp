@@ -171,6 +171,25 @@ class Merger {
 
   const std::string& text(int32_t s) const { return text_[static_cast<size_t>(s)]; }
 
+  // Recounts every eligible pair over the current words and compares with the incremental
+  // counts; throws TokenizerError naming the first pair that differs.
+  void verify() const {
+    std::unordered_map<uint64_t, int64_t, U64Hash> fresh;
+    for (size_t w = 0; w < count_.size(); w++) {
+      const int32_t* s = flat_.data() + start_[w];
+      for (uint32_t i = 0; i + 1 < size_[w]; i++)
+        if (eligible(s[i], s[i + 1])) fresh[pair_key(s[i], s[i + 1])] += count_[w];
+    }
+    for (const auto& [key, p] : pindex_) {
+      const int64_t want = fresh.count(key) ? fresh.at(key) : 0;
+      if (pcount_[static_cast<size_t>(p)] != want)
+        throw TokenizerError("pair count check: '" + text_[key >> 32] + "' + '" + text_[key & 0xFFFFFFFFu] + "' counted " +
+                             std::to_string(pcount_[static_cast<size_t>(p)]) + " incrementally, " + std::to_string(want) + " afresh");
+    }
+    for (const auto& [key, c] : fresh)
+      if (!pindex_.count(key)) throw TokenizerError("pair count check: a pair with count " + std::to_string(c) + " is missing");
+  }
+
  private:
   struct Entry {
     int64_t count;
@@ -439,6 +458,7 @@ Vocab train_bpe(const std::vector<std::string_view>& sentences, const BpeTrainOp
     }
     auto [s, fresh] = merger.merge(a, b);
     st.merges++;
+    if (opt.verify_counts) merger.verify();
     if (fresh && !taken.count(merger.text(s))) {
       taken.emplace(merger.text(s), -1);
       learned.push_back(merger.text(s));

@@ -39,6 +39,8 @@ struct BpeTrainOptions {
   int64_t min_pair_count = 2;  // stop merging below this count
   int32_t threads = 0;         // 0: hardware concurrency
   bool progress = false;       // progress lines on stderr
+  bool verify_counts = false;  // tests: after every merge, recount all pairs from scratch and
+                               // throw if the incremental counts differ (O(corpus) per merge)
   void validate() const;       // throws TokenizerError naming the option
 };
 

@@ -207,6 +207,21 @@ TEST(BpeTrainer, SameVocabularyAndIdsForAnyThreadCount) {
   for (size_t i = 0; i < held.size(); i++) EXPECT_EQ(a[i], tok.encode(held[i]));
 }
 
+// The incremental pair counts equal a recount from scratch after every merge, on Korean text
+// and on repetitive text where a pair overlaps itself ("ㅋㅋㅋㅋ", "aaaa").
+TEST(BpeTrainer, IncrementalCountsEqualRecountAfterEveryMerge) {
+  auto corpus = read_lines(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt");
+  corpus.resize(300);
+  corpus.push_back("ㅋㅋㅋㅋㅋㅋㅋ aaaaaaa ababab 1111 ㅋㅋ ㅋㅋㅋ aaa abab");
+  corpus.push_back("ㅋㅋㅋㅋㅋ aaaaa bababa 111 ...... !!!!");
+  BpeTrainOptions opt;
+  opt.vocab_size = 1400;
+  opt.verify_counts = true;
+  BpeTrainStats st;
+  EXPECT_NO_THROW(train_bpe(views(corpus), opt, &st));
+  EXPECT_GT(st.merges, 300);
+}
+
 TEST(BpeTrainer, SamplingCapIsSeededAndExact) {
   const auto corpus = read_lines(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt");
   BpeTrainOptions opt;

@@ -45,15 +45,6 @@ constexpr const char* kManifestName = "manifest.json";
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-std::string read_whole_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path.string() + ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(path.string() + ": read error");
-  return std::move(ss).str();
-}
-
 bool is_blank_line(std::string_view line) {
   return std::all_of(line.begin(), line.end(),
                      [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; });

@@ -124,11 +124,26 @@ nlohmann::json vocab_definition_json(const Vocab& v) {
 
 std::string vocab_digest(const Vocab& v) { return sha256_hex_of(vocab_definition_json(v).dump()); }
 
+namespace {
+
+std::vector<std::string> user_defined_texts(const Vocab& v) {
+  std::vector<std::string> out;
+  for (const auto& p : v.pieces)
+    if (p.type == PieceType::kUserDefined) out.push_back(p.text);
+  return out;
+}
+
+// Pieces that take part in merges (user-defined ones are frozen).
+bool is_merge_type(PieceType t) { return t == PieceType::kNormal || t == PieceType::kUnused; }
+
+}  // namespace
+
 BpeTokenizer::BpeTokenizer(Vocab v, nlohmann::json provenance)
     : vocab_(std::move(v)),
       provenance_(std::move(provenance)),
-      norm_(vocab_.normalizer, {}),
-      pre_(vocab_.pretok, {}),
+      user_defined_(user_defined_texts(vocab_)),
+      norm_(vocab_.normalizer, user_defined_),
+      pre_(vocab_.pretok, user_defined_),
       instance_(g_instances.fetch_add(1)) {
   const auto n = static_cast<int32_t>(vocab_.pieces.size());
   auto check_id = [&](int32_t id, const char* what, PieceType want) {
@@ -138,76 +153,53 @@ BpeTokenizer::BpeTokenizer(Vocab v, nlohmann::json provenance)
   check_id(vocab_.unk_id, "unk_id", PieceType::kUnknown);
   check_id(vocab_.bos_id, "bos_id", PieceType::kControl);
   check_id(vocab_.eos_id, "eos_id", PieceType::kControl);
+  bmp_char_.assign(0x10000, -1);
   for (int32_t i = 0; i < n; i++) {
     const Piece& p = vocab_.pieces[static_cast<size_t>(i)];
     if (p.text.empty()) throw TokenizerError("piece " + std::to_string(i) + " is empty");
     if (find_invalid_utf8(p.text)) throw TokenizerError("piece " + std::to_string(i) + " is not valid UTF-8");
     if (!all_.emplace(p.text, i).second) throw TokenizerError("piece '" + p.text + "' appears twice (id " + std::to_string(i) + ")");
-    if (p.type == PieceType::kNormal || p.type == PieceType::kUserDefined || p.type == PieceType::kUnused)
-      mergeable_.emplace(p.text, Entry{i, p.score});
-    if (p.type == PieceType::kUserDefined) user_defined_.push_back(p.text);
     if (p.type == PieceType::kByte && p.text == "<0x00>") byte_base_ = i;
-  }
-  if (vocab_.byte_fallback) {
-    if (byte_base_ < 0 || byte_base_ + 256 > n) throw TokenizerError("byte_fallback is set but the 256 byte pieces are missing");
-    for (int b = 0; b < 256; b++) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-      const Piece& p = vocab_.pieces[static_cast<size_t>(byte_base_ + b)];
-      if (p.type != PieceType::kByte || p.text != buf) throw TokenizerError("byte pieces must be <0x00>..<0xFF> at consecutive ids");
-    }
-  }
-  norm_ = Normalizer(vocab_.normalizer, user_defined_);
-  pre_ = PreTokenizer(vocab_.pretok, user_defined_);
-  // Per-pre-token encoding is exact only if no mergeable piece spans a pre-token boundary.
-  for (const auto& [text, e] : mergeable_) {
-    if (vocab_.pieces[static_cast<size_t>(e.id)].type == PieceType::kUserDefined) continue;
     int len;
-    char32_t prev = decode_utf8(text.data(), &len);
-    for (size_t i = static_cast<size_t>(len); i < text.size(); i += static_cast<size_t>(len)) {
-      const char32_t c = decode_utf8(text.data() + i, &len);
-      if (pre_.boundary(prev, c)) {
-        pretokenized_ = false;
-        break;
-      }
-      prev = c;
-    }
-    if (!pretokenized_) break;
-  }
-  // One-character pieces, and the pair table over mergeable (non-user-defined) pieces.
-  bmp_char_.assign(0x10000, -1);
-  for (int32_t i = 0; i < n; i++) {
-    const std::string& t = vocab_.pieces[static_cast<size_t>(i)].text;
-    int len;
-    const char32_t c = decode_utf8(t.data(), &len);
-    if (static_cast<size_t>(len) != t.size()) continue;
+    const char32_t c = decode_utf8(p.text.data(), &len);  // one-character pieces
+    if (static_cast<size_t>(len) != p.text.size()) continue;
     if (c < 0x10000)
       bmp_char_[c] = i;
     else
       astral_[c] = i;
   }
-  auto is_merge_piece = [&](int32_t id) {
-    if (id < 0) return false;
-    const PieceType t = vocab_.pieces[static_cast<size_t>(id)].type;
-    return t == PieceType::kNormal || t == PieceType::kUnused;
+  if (vocab_.byte_fallback) {
+    if (byte_base_ < 0 || byte_base_ + 256 > n) throw TokenizerError("byte_fallback is set but the 256 byte pieces are missing");
+    for (int b = 0; b < 256; b++) {
+      const Piece& p = vocab_.pieces[static_cast<size_t>(byte_base_ + b)];
+      if (p.type != PieceType::kByte || p.text != byte_piece(b)) throw TokenizerError("byte pieces must be <0x00>..<0xFF> at consecutive ids");
+    }
+  }
+  auto merge_id = [&](std::string_view text) {
+    auto it = all_.find(text);
+    return it != all_.end() && is_merge_type(vocab_.pieces[static_cast<size_t>(it->second)].type) ? it->second : -1;
   };
+  // For each mergeable piece: per-pre-token encoding is exact only if none spans a pre-token
+  // boundary; the pair table gets every split into two mergeable pieces.
   std::vector<std::pair<uint64_t, Entry>> items;
-  for (const auto& [text, e] : mergeable_) {
-    if (!is_merge_piece(e.id)) continue;
-    std::vector<size_t> cuts;
+  for (int32_t id = 0; id < n; id++) {
+    const Piece& p = vocab_.pieces[static_cast<size_t>(id)];
+    if (!is_merge_type(p.type)) continue;
+    const std::string& text = p.text;
+    char32_t prev = 0;
     for (size_t i = 0; i < text.size();) {
       int len;
       const char32_t c = decode_utf8(text.data() + i, &len);
-      if (!is_merge_piece(char_piece(c)))
-        throw TokenizerError("piece '" + text + "' (id " + std::to_string(e.id) + ") holds a character that is not a piece itself");
-      if (i > 0) cuts.push_back(i);
+      if (merge_id(text.substr(i, static_cast<size_t>(len))) < 0)
+        throw TokenizerError("piece '" + text + "' (id " + std::to_string(id) + ") holds a character that is not a piece itself");
+      if (i > 0) {
+        if (pre_.boundary(prev, c)) pretokenized_ = false;
+        const int32_t l = merge_id(std::string_view(text).substr(0, i)), r = merge_id(std::string_view(text).substr(i));
+        if (l >= 0 && r >= 0)
+          items.push_back({(static_cast<uint64_t>(static_cast<uint32_t>(l)) << 32) | static_cast<uint32_t>(r), Entry{id, p.score}});
+      }
+      prev = c;
       i += static_cast<size_t>(len);
-    }
-    for (size_t cut : cuts) {
-      auto l = mergeable_.find(std::string_view(text).substr(0, cut));
-      auto r = mergeable_.find(std::string_view(text).substr(cut));
-      if (l == mergeable_.end() || r == mergeable_.end() || !is_merge_piece(l->second.id) || !is_merge_piece(r->second.id)) continue;
-      items.push_back({(static_cast<uint64_t>(static_cast<uint32_t>(l->second.id)) << 32) | static_cast<uint32_t>(r->second.id), e});
     }
   }
   pairs_.build(items);
@@ -351,10 +343,7 @@ std::vector<int32_t> BpeTokenizer::encode_whole(std::string_view s) const {
     if (end > seg) bpe(s.substr(seg, end - seg), out);
   };
   while (i < s.size()) {
-    size_t m = 0;
-    for (const auto& u : user_defined_)
-      if (u.size() > m && s.substr(i).starts_with(u)) m = u.size();
-    if (m) {
+    if (const size_t m = user_defined_.match(s.substr(i))) {
       flush(i);
       out.push_back(all_.at(std::string(s.substr(i, m))));
       i += m;

@@ -96,10 +96,9 @@ class BpeTokenizer final : public Tokenizer {
 
   Vocab vocab_;
   nlohmann::json provenance_;
+  SymbolMatcher user_defined_;  // frozen symbols, matched before normalisation and merging
   Normalizer norm_;
   PreTokenizer pre_;
-  std::vector<std::string> user_defined_;
-  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> mergeable_;  // normal, user-defined, unused
   std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> all_;      // every piece
   PairTable pairs_;
   std::vector<int32_t> bmp_char_;                 // BMP code point -> piece id (-1: none)

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "tokenizer/normalizer.h"
@@ -274,12 +275,6 @@ class Merger {
   std::vector<int32_t> touched_;
 };
 
-std::string byte_piece(int b) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-  return buf;
-}
-
 }  // namespace
 
 uint64_t splitmix64(uint64_t x) {  // Steele, Lea, Flood 2014 (SplitMix64 finaliser)
@@ -393,16 +388,17 @@ Vocab train_bpe(const std::vector<std::string_view>& sentences, const BpeTrainOp
   for (const auto& s : opt.user_defined_symbols) v.pieces.push_back({s, 0, PieceType::kUserDefined});
   if (opt.byte_fallback)
     for (int b = 0; b < 256; b++) v.pieces.push_back({byte_piece(b), 0, PieceType::kByte});
-  std::unordered_map<std::string, int32_t> taken;
-  for (size_t i = 0; i < v.pieces.size(); i++) {
-    if (!taken.emplace(v.pieces[i].text, static_cast<int32_t>(i)).second)
-      throw TokenizerError("symbol '" + v.pieces[i].text + "' appears twice among the special, control and user-defined symbols");
-  }
+  std::unordered_set<std::string> meta;  // texts a learned piece or character may not take again
+  for (const auto& p : v.pieces)
+    if (!meta.insert(p.text).second)
+      throw TokenizerError("symbol '" + p.text + "' appears twice among the special, control and user-defined symbols");
+  std::vector<std::string> alphabet_text;  // UTF-8 of each alphabet character
   int64_t alphabet_new = 0;
   for (const auto& ch : alphabet) {
     std::string t;
     append_utf8(t, ch.first);
-    alphabet_new += !taken.count(t);
+    alphabet_new += !meta.count(t);
+    alphabet_text.push_back(std::move(t));
   }
   const int64_t budget = opt.vocab_size - static_cast<int64_t>(v.pieces.size()) - alphabet_new;
   if (budget < 0)
@@ -412,16 +408,8 @@ Vocab train_bpe(const std::vector<std::string_view>& sentences, const BpeTrainOp
 
   // 3. Words as symbol sequences; characters outside the alphabet split words.
   std::unordered_map<char32_t, int32_t> char_id;
-  std::vector<std::string> sym_text;
-  std::vector<int32_t> sym_len;
-  for (const auto& ch : alphabet) {
-    char_id.emplace(ch.first, static_cast<int32_t>(sym_text.size()));
-    std::string t;
-    append_utf8(t, ch.first);
-    sym_text.push_back(std::move(t));
-    sym_len.push_back(1);
-  }
-  Merger merger(sym_text, sym_len, opt.pretok.max_piece_chars);
+  for (size_t k = 0; k < alphabet.size(); k++) char_id.emplace(alphabet[k].first, static_cast<int32_t>(k));
+  Merger merger(alphabet_text, std::vector<int32_t>(alphabet.size(), 1), opt.pretok.max_piece_chars);
   {
     std::vector<int32_t> syms;
     for (const auto& [w, c] : sorted_words) {
@@ -459,10 +447,7 @@ Vocab train_bpe(const std::vector<std::string_view>& sentences, const BpeTrainOp
     auto [s, fresh] = merger.merge(a, b);
     st.merges++;
     if (opt.verify_counts) merger.verify();
-    if (fresh && !taken.count(merger.text(s))) {
-      taken.emplace(merger.text(s), -1);
-      learned.push_back(merger.text(s));
-    }
+    if (fresh && !meta.count(merger.text(s))) learned.push_back(merger.text(s));
     if (opt.progress && seconds_since(last_report) > 1.0) {
       last_report = Clock::now();
       const double done = static_cast<double>(learned.size()) / static_cast<double>(budget);
@@ -476,12 +461,8 @@ Vocab train_bpe(const std::vector<std::string_view>& sentences, const BpeTrainOp
   // 5. Vocabulary: merges by rank (score -rank), then characters by frequency.
   float score = 0;
   for (auto& t : learned) v.pieces.push_back({std::move(t), score--, PieceType::kNormal});
-  for (const auto& ch : alphabet) {
-    std::string t;
-    append_utf8(t, ch.first);
-    if (taken.count(t) && taken[t] >= 0) continue;  // already a special/user-defined piece
-    v.pieces.push_back({std::move(t), score--, PieceType::kNormal});
-  }
+  for (auto& t : alphabet_text)
+    if (!meta.count(t)) v.pieces.push_back({std::move(t), score--, PieceType::kNormal});
   if (stats_out) *stats_out = st;
   return v;
 }

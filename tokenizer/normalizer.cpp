@@ -138,18 +138,9 @@ std::string check_or_replace_utf8(std::string_view text, bool replace, std::stri
   return out;
 }
 
-Normalizer::Normalizer(NormalizerConfig cfg, std::vector<std::string> user_defined)
+Normalizer::Normalizer(NormalizerConfig cfg, SymbolMatcher user_defined)
     : cfg_(cfg), user_defined_(std::move(user_defined)) {
-  std::sort(user_defined_.begin(), user_defined_.end(),
-            [](const std::string& a, const std::string& b) { return a.size() != b.size() ? a.size() > b.size() : a < b; });
-  user_defined_.erase(std::remove(user_defined_.begin(), user_defined_.end(), std::string()), user_defined_.end());
   if (cfg_.form != NormForm::kIdentity) (void)inert_table(cfg_.form == NormForm::kNfkc);
-}
-
-size_t Normalizer::match_user_defined(std::string_view s) const {
-  for (const auto& u : user_defined_)
-    if (s.starts_with(u)) return u.size();
-  return 0;
 }
 
 std::string Normalizer::unicode_normalize(std::string_view text) const {
@@ -175,7 +166,7 @@ std::string Normalizer::normalize_impl(std::string_view raw, bool for_model) con
     u.reserve(text.size() + 8);
     size_t seg = 0, i = 0;
     while (i < text.size()) {
-      if (const size_t m = match_user_defined(text.substr(i))) {
+      if (const size_t m = user_defined_.match(text.substr(i))) {
         u += unicode_normalize(text.substr(seg, i - seg));
         u.append(text.data() + i, m);
         i += m;
@@ -186,40 +177,31 @@ std::string Normalizer::normalize_impl(std::string_view raw, bool for_model) con
     }
     u += unicode_normalize(text.substr(seg));
   }
-  // 2. Whitespace: U+0020 and a literal ▁ are spaces.
-  std::string w;
-  w.reserve(u.size() + 4);
+  // 2. Whitespace: U+0020 and a literal ▁ are spaces; written as ▁ for the model, else ' '.
+  const std::string_view space = for_model ? std::string_view("\xE2\x96\x81") : std::string_view(" ");
+  std::string out;
+  out.reserve(u.size() + 16);
+  if (for_model && cfg_.add_dummy_prefix) out.append(space);
+  const size_t body = out.size();
   const bool squeeze = cfg_.remove_extra_whitespaces;
   bool prev_space = squeeze;  // with squeezing, leading spaces are dropped
   for (size_t i = 0; i < u.size();) {
-    bool space = u[i] == ' ';
+    bool is_space = u[i] == ' ';
     size_t len = 1;
-    if (!space && static_cast<unsigned char>(u[i]) == 0xE2 && u.compare(i, 3, "\xE2\x96\x81") == 0) space = true, len = 3;
-    if (!space) {
-      int l;
-      (void)decode_utf8(u.data() + i, &l);
-      len = static_cast<size_t>(l);
-      w.append(u, i, len);
+    if (!is_space && static_cast<unsigned char>(u[i]) == 0xE2 && u.compare(i, 3, "\xE2\x96\x81") == 0) is_space = true, len = 3;
+    if (!is_space) {
+      len = static_cast<size_t>(utf8_len(static_cast<unsigned char>(u[i])));
+      out.append(u, i, len);
       prev_space = false;
     } else if (!(squeeze && prev_space)) {
-      w.push_back(' ');
+      out.append(space);
       prev_space = true;
     }
     i += len;
   }
   if (squeeze)
-    while (!w.empty() && w.back() == ' ') w.pop_back();
-  if (!for_model) return w;
-  std::string out;
-  if (w.empty()) return out;
-  out.reserve(w.size() + 16);
-  if (cfg_.add_dummy_prefix) out.append("\xE2\x96\x81");
-  for (char c : w) {
-    if (c == ' ')
-      out.append("\xE2\x96\x81");
-    else
-      out.push_back(c);
-  }
+    while (out.size() > body && std::string_view(out).ends_with(space)) out.resize(out.size() - space.size());
+  if (out.size() == body) out.clear();  // empty text gets no dummy prefix
   return out;
 }
 

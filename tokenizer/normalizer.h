@@ -26,7 +26,7 @@ namespace ssiat::tokenizer {
 
 class Normalizer {
  public:
-  explicit Normalizer(NormalizerConfig cfg, std::vector<std::string> user_defined = {});
+  explicit Normalizer(NormalizerConfig cfg, SymbolMatcher user_defined = {});
 
   // What the BPE model sees: normalised, spaces as ▁, dummy prefix.
   std::string normalize_for_model(std::string_view text) const;
@@ -39,10 +39,9 @@ class Normalizer {
 
  private:
   std::string normalize_impl(std::string_view text, bool for_model) const;
-  size_t match_user_defined(std::string_view s) const;  // length of the longest match, or 0
 
   NormalizerConfig cfg_;
-  std::vector<std::string> user_defined_;  // sorted, longest first on equal prefixes
+  SymbolMatcher user_defined_;
 };
 
 // The text with each invalid UTF-8 byte replaced by U+FFFD, or a TokenizerError naming the

@@ -69,18 +69,8 @@ CharClass char_class(char32_t c) {
   return c < 0x10000 ? table.cls[c] : classify(c);
 }
 
-PreTokenizer::PreTokenizer(PretokConfig cfg, std::vector<std::string> user_defined)
-    : cfg_(cfg), user_defined_(std::move(user_defined)) {
-  std::sort(user_defined_.begin(), user_defined_.end(),
-            [](const std::string& a, const std::string& b) { return a.size() != b.size() ? a.size() > b.size() : a < b; });
-  user_defined_.erase(std::remove(user_defined_.begin(), user_defined_.end(), std::string()), user_defined_.end());
-}
-
-size_t PreTokenizer::match_user_defined(std::string_view s) const {
-  for (const auto& u : user_defined_)
-    if (s.starts_with(u)) return u.size();
-  return 0;
-}
+PreTokenizer::PreTokenizer(PretokConfig cfg, SymbolMatcher user_defined)
+    : cfg_(cfg), user_defined_(std::move(user_defined)) {}
 
 bool PreTokenizer::boundary(char32_t a, char32_t b) const {
   if (b == 0x2581) return a != 0x2581;  // runs of spaces stay together
@@ -99,7 +89,7 @@ void PreTokenizer::split(std::string_view s, std::vector<PreToken>& out) const {
   size_t i = 0;
   while (i < s.size()) {
     if (has_ud) {
-      if (const size_t m = match_user_defined(s.substr(i))) {
+      if (const size_t m = user_defined_.match(s.substr(i))) {
         if (have_prev) out.push_back({start, static_cast<uint32_t>(i), false});
         out.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(i + m), true});
         i += m;

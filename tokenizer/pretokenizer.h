@@ -32,7 +32,7 @@ struct PreToken {
 
 class PreTokenizer {
  public:
-  PreTokenizer(PretokConfig cfg, std::vector<std::string> user_defined = {});
+  PreTokenizer(PretokConfig cfg, SymbolMatcher user_defined = {});
   // Appends the pre-tokens of normalised text s to out (in order, covering s exactly).
   void split(std::string_view s, std::vector<PreToken>& out) const;
   const PretokConfig& config() const { return cfg_; }
@@ -40,9 +40,8 @@ class PreTokenizer {
   bool boundary(char32_t a, char32_t b) const;
 
  private:
-  size_t match_user_defined(std::string_view s) const;
   PretokConfig cfg_;
-  std::vector<std::string> user_defined_;  // longest first
+  SymbolMatcher user_defined_;
 };
 
 }  // namespace ssiat::tokenizer

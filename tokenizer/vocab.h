@@ -9,8 +9,12 @@
 // Encoding semantics are SentencePiece's BPE (tokenizer/bpe.h), which uses only the scores.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/check.h"
@@ -59,5 +63,34 @@ struct Vocab {
 };
 
 const char* norm_form_name(NormForm f);  // "nfc", "nfkc", "identity"
+
+// The text of byte piece b: "<0x00>" ... "<0xFF>".
+inline std::string byte_piece(int b) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "<0x%02X>", b & 0xFF);
+  return buf;
+}
+
+// User-defined symbols, matched longest first at a position (SentencePiece's PrefixMatcher).
+class SymbolMatcher {
+ public:
+  SymbolMatcher() = default;
+  SymbolMatcher(std::initializer_list<std::string> symbols) : SymbolMatcher(std::vector<std::string>(symbols)) {}
+  SymbolMatcher(std::vector<std::string> symbols) : symbols_(std::move(symbols)) {  // NOLINT: implicit on purpose
+    std::erase(symbols_, std::string());
+    std::sort(symbols_.begin(), symbols_.end(),
+              [](const std::string& a, const std::string& b) { return a.size() != b.size() ? a.size() > b.size() : a < b; });
+  }
+  bool empty() const { return symbols_.empty(); }
+  // Length of the longest symbol that s starts with, or 0.
+  size_t match(std::string_view s) const {
+    for (const auto& u : symbols_)
+      if (s.starts_with(u)) return u.size();
+    return 0;
+  }
+
+ private:
+  std::vector<std::string> symbols_;
+};
 
 }  // namespace ssiat::tokenizer

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/seed_registry.h"
 #include "tokenizer/bpe.h"
@@ -51,15 +52,6 @@ struct CodecArgs {
   int threads = 0;
   bool json = false;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in.good() && !in.eof()) throw IoError(path + ": read failed");
-  return ss.str();
-}
 
 std::string read_stdin() {
   std::ostringstream ss;
@@ -136,7 +128,7 @@ void run_train(const TrainArgs& a) {
   nlohmann::json sources = nlohmann::json::array();
   contents.reserve(a.inputs.size());
   for (const auto& path : a.inputs) {
-    contents.push_back(read_file(path));
+    contents.push_back(read_whole_file(path));
     std::string& text = contents.back();
     const std::string sha = tokenizer::sha256_hex_of(text);
     const int64_t bytes = static_cast<int64_t>(text.size());
@@ -203,7 +195,7 @@ void run_encode(const CodecArgs& a) {
   auto tok = load_tok(a.tokenizer);
   if (a.output_format != "id" && a.output_format != "piece")
     throw ConfigError("--output-format: expected id or piece, got '" + a.output_format + "'");
-  const std::string in = a.input.empty() ? read_stdin() : read_file(a.input);
+  const std::string in = a.input.empty() ? read_stdin() : read_whole_file(a.input);
   const auto lines = split_lines(in, true);
   std::vector<std::vector<int32_t>> ids;
   try {
@@ -231,7 +223,7 @@ void run_encode(const CodecArgs& a) {
 
 void run_decode(const CodecArgs& a) {
   auto tok = load_tok(a.tokenizer);
-  const std::string in = a.input.empty() ? read_stdin() : read_file(a.input);
+  const std::string in = a.input.empty() ? read_stdin() : read_whole_file(a.input);
   const auto lines = split_lines(in, true);
   std::string out;
   std::vector<int32_t> ids;
@@ -266,7 +258,7 @@ bool is_hangul_syllable(char32_t c) { return c >= 0xAC00 && c <= 0xD7A3; }
 void run_stats(const CodecArgs& a) {
   auto tok = load_tok(a.tokenizer);
   if (a.input.empty()) throw ConfigError("tokenizer stats: --input is required");
-  const std::string text = read_file(a.input);
+  const std::string text = read_whole_file(a.input);
   if (auto bad = tokenizer::find_invalid_utf8(text)) throw DataError(a.input + ": invalid UTF-8 at byte offset " + std::to_string(*bad));
   const auto lines = split_lines(text, false);
   const auto t0 = Clock::now();

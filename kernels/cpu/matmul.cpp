@@ -2,12 +2,25 @@
 //   forward   out (N, OC)     = inp (N, C) @ weight (OC, C)^T           (beta = 0: writes `=`)
 //   backward  dinp (N, C)     = dout (N, OC) @ weight (OC, C)           (beta = 0: writes `=`)
 //             dweight (OC, C) += dout (N, OC)^T @ inp (N, C)            (beta = 1: accumulates)
-// OpenBLAS threads GEMM over the M and N dimensions only (never K), so each output element is the
-// same dot product for any BLAS thread count. Degenerate shapes (a zero dimension) never reach
-// BLAS, whose argument checks reject leading dimensions of 0.
+//
+// Thread-count independence by construction (DESIGN invariant 4): every GEMM C (M, Nc) is cut
+// into a fixed grid of kTileM x kTileN output tiles that depends on the shape alone, never on the
+// thread count; the reduction dimension K is never split. Each tile is one single-threaded BLAS
+// call, and our OpenMP team hands out whole tiles. OpenBLAS's own threading is never used: its
+// partition of M and N depends on the thread count, and its micro-kernels treat edge blocks
+// differently from inner ones on some core types (OPENBLAS_CORETYPE=Haswell), so a threaded call
+// gives other bits for 1 and 2 threads. Which kernel OpenBLAS picks for the core type still
+// matters: that is the hardware class, recorded in run.json (blas_core).
+//
+// Single-threaded BLAS: OpenBLAS's OpenMP build sizes each call by omp_get_max_threads() of the
+// calling task; every tile is computed inside our parallel region after omp_set_num_threads(1),
+// which sets that per-task value for the region's implicit task only (the caller's is untouched).
+// Degenerate shapes (a zero dimension) never reach BLAS, whose argument checks reject leading
+// dimensions of 0.
 #include "kernels/matmul.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <climits>
@@ -17,6 +30,11 @@
 namespace ssiat::kernels::cpu {
 namespace {
 
+// Tile of the output C. Large enough that packing (O(K·(TM+TN)) per tile) stays ~1% of the
+// O(K·TM·TN) work, small enough that a layer's GEMM gives many tiles to balance over threads.
+constexpr int64_t kTileM = 256;
+constexpr int64_t kTileN = 256;
+
 void check_dims(const char* op, int64_t N, int64_t C, int64_t OC) {
   SSIAT_CHECK(N >= 0 && C >= 0 && OC >= 0)
       << op << ": negative shape N=" << N << " C=" << C << " OC=" << OC;
@@ -24,25 +42,39 @@ void check_dims(const char* op, int64_t N, int64_t C, int64_t OC) {
       << op << ": shape N=" << N << " C=" << C << " OC=" << OC << " exceeds the BLAS int range";
 }
 
-// C (M, Nc) = alpha * op(A) @ op(B) + beta * C, row-major, through the matching BLAS routine.
-template <typename T>
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
-
-template <>
-void gemm<float>(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K,
-                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                 int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K),
-              1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+// C (M, Nc) = op(A) @ op(B) + beta * C, row-major, through the matching BLAS routine.
+void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K), 1.0f, A,
+              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
-template <>
-void gemm<double>(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K,
-                  const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
-                  int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K),
-              1.0, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K, const double* A,
+               int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K), 1.0, A,
+              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+
+// The same product over the fixed tile grid. Row-major storage: op(A) is (M, K), so A is (M, K)
+// untransposed or (K, M) transposed; op(B) is (K, Nc), so B is (K, Nc) or (Nc, K).
+template <typename T>
+void gemm_tiled(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const int64_t tiles_m = (M + kTileM - 1) / kTileM, tiles_n = (Nc + kTileN - 1) / kTileN;
+  const int64_t tiles = tiles_m * tiles_n;
+  const int team = static_cast<int>(std::min<int64_t>(tiles, omp_get_max_threads()));
+#pragma omp parallel num_threads(team)
+  {
+    omp_set_num_threads(1);  // BLAS calls below run on this thread alone
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; t++) {
+      const int64_t i0 = t / tiles_n * kTileM, j0 = t % tiles_n * kTileN;
+      const int64_t m = std::min(kTileM, M - i0), n = std::min(kTileN, Nc - j0);
+      const T* a = ta == CblasNoTrans ? A + i0 * lda : A + i0;
+      const T* b = tb == CblasNoTrans ? B + j0 : B + j0 * ldb;
+      blas_gemm(ta, tb, m, n, K, a, lda, b, ldb, beta, C + i0 * ldc + j0, ldc);
+    }
+  }
 }
 
 }  // namespace
@@ -56,7 +88,7 @@ void matmul_forward(T* out, const T* inp, const T* weight, int64_t N, int64_t C,
     return;
   }
   // out (N, OC) = inp (N, C) @ weight^T (C, OC)
-  gemm<T>(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, T(0), out, OC);
+  gemm_tiled<T>(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, T(0), out, OC);
 }
 
 template <typename T>
@@ -69,13 +101,15 @@ void matmul_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* 
       std::fill(dinp, dinp + N * C, T(0));
     } else {
       // dinp (N, C) = dout (N, OC) @ weight (OC, C)
-      gemm<T>(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, T(0), dinp, C);
+      gemm_tiled<T>(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, T(0), dinp, C);
     }
   }
   if (OC == 0) return;
   // dweight (OC, C) += dout^T (OC, N) @ inp (N, C)
-  gemm<T>(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, T(1), dweight, C);
+  gemm_tiled<T>(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, T(1), dweight, C);
 }
+
+const char* blas_core_name() { return openblas_get_corename(); }
 
 template void matmul_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);
 template void matmul_forward<double>(double*, const double*, const double*, int64_t, int64_t,

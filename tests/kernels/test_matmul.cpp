@@ -1,11 +1,14 @@
 // Tests for kernels/matmul.h: forward and backward against triple loops written here, the `=` /
 // `+=` contract (outputs pre-filled with junk or ones), finite-difference gradients in float64,
-// float32 vs float64, bitwise equality for 1 and 2 BLAS threads, degenerate shapes, bad shapes.
+// float32 vs float64, many-tile shapes, bitwise equality for 1-4 threads, degenerate shapes, bad shapes.
 #include <cblas.h>
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -108,9 +111,36 @@ TEST(MatmulBackward, FiniteDifferences) {
   EXPECT_LE(gradcheck_relerr(w, dw, loss), 1e-6);
 }
 
+// Shapes spanning several output tiles in every GEMM (forward (N, OC), dinp (N, C), dweight
+// (OC, C)) with ragged last tiles, so a wrong tile offset or transpose is caught.
+TEST(MatmulTiles, ManyTilesMatchNaiveLoops) {
+  const int64_t N = 300, C = 290, OC = 530;
+  const auto inp = test_values(N * C, 17), w = test_values(OC * C, 18), dout = test_values(N * OC, 19);
+  std::vector<double> out(N * OC, kNaN), dinp(N * C, kNaN), dw(OC * C, 0.5);
+  matmul_forward(out.data(), inp.data(), w.data(), N, C, OC);
+  matmul_backward(dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+  const auto ref = naive_forward(inp, w, N, C, OC);
+  for (int64_t i = 0; i < N * OC; i++) ASSERT_NEAR(out[i], ref[i], 1e-9) << "out " << i;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
+      double s = 0;
+      for (int64_t o = 0; o < OC; o++) s += dout[n * OC + o] * w[o * C + c];
+      ASSERT_NEAR(dinp[n * C + c], s, 1e-9) << "dinp " << n << "," << c;
+    }
+  for (int64_t o = 0; o < OC; o++)
+    for (int64_t c = 0; c < C; c++) {
+      double s = 0.5;
+      for (int64_t n = 0; n < N; n++) s += dout[n * OC + o] * inp[n * C + c];
+      ASSERT_NEAR(dw[o * C + c], s, 1e-9) << "dweight " << o << "," << c;
+    }
+}
+
+// Bits must not depend on the OpenMP team size nor on OpenBLAS's thread setting, on whatever core
+// type OpenBLAS runs (ctest repeats this under each OPENBLAS_CORETYPE the CPU supports). The shape
+// gives several tiles, ragged edges and BLAS calls big enough that a threaded OpenBLAS would
+// split them. openblas_set_num_threads(k) also sets OpenMP's thread count in the OpenMP build.
 TEST(MatmulThreads, BitwiseEqualForOneAndTwoBlasThreads) {
-  // Large enough that OpenBLAS really splits the work between threads.
-  const int64_t N = 256, C = 192, OC = 320;
+  const int64_t N = 600, C = 192, OC = 520;
   const auto inp = to_float(test_values(N * C, 14)), w = to_float(test_values(OC * C, 15)),
              dout = to_float(test_values(N * OC, 16));
   struct Result {
@@ -123,12 +153,37 @@ TEST(MatmulThreads, BitwiseEqualForOneAndTwoBlasThreads) {
     matmul_backward(r.dinp.data(), r.dw.data(), dout.data(), inp.data(), w.data(), N, C, OC);
     return r;
   };
-  const int saved = openblas_get_num_threads();
-  const Result a = run(1), b = run(2);
+  const int saved = omp_get_max_threads();
+  const Result a = run(1);
+  for (int threads : {2, 3, 4}) {
+    const Result b = run(threads);
+    EXPECT_EQ(std::memcmp(a.out.data(), b.out.data(), sizeof(float) * a.out.size()), 0) << threads << " threads";
+    EXPECT_EQ(std::memcmp(a.dinp.data(), b.dinp.data(), sizeof(float) * a.dinp.size()), 0) << threads << " threads";
+    EXPECT_EQ(std::memcmp(a.dw.data(), b.dw.data(), sizeof(float) * a.dw.size()), 0) << threads << " threads";
+  }
   openblas_set_num_threads(saved);
-  EXPECT_EQ(std::memcmp(a.out.data(), b.out.data(), sizeof(float) * a.out.size()), 0);
-  EXPECT_EQ(std::memcmp(a.dinp.data(), b.dinp.data(), sizeof(float) * a.dinp.size()), 0);
-  EXPECT_EQ(std::memcmp(a.dw.data(), b.dw.data(), sizeof(float) * a.dw.size()), 0);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(omp_get_max_threads(), saved);
+}
+
+// Under ctest's core-type runs (tests/kernels/with_coretype.sh) OpenBLAS must really run the forced
+// core's kernels, or those runs test nothing new.
+TEST(MatmulThreads, RunsTheCoreTypeTheEnvironmentForces) {
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  std::printf("OpenBLAS core type: %s\n", ssiat::kernels::cpu::blas_core_name());
+  if (forced == nullptr || *forced == '\0') GTEST_SKIP() << "OPENBLAS_CORETYPE is not set";
+  EXPECT_STRCASEEQ(ssiat::kernels::cpu::blas_core_name(), forced);
+}
+
+// The kernel leaves the caller's OpenMP thread count as it was (it sets 1 only inside its team).
+TEST(MatmulThreads, CallerThreadCountUnchanged) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(3);
+  std::vector<float> a(512 * 64, 1.0f), w(300 * 64, 1.0f), out(512 * 300);
+  matmul_forward(out.data(), a.data(), w.data(), 512, 64, 300);
+  EXPECT_EQ(omp_get_max_threads(), 3);
+  EXPECT_EQ(out[0], 64.0f);
+  omp_set_num_threads(saved);
 }
 
 TEST(MatmulShapes, DegenerateDimensions) {

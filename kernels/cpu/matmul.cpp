@@ -4,10 +4,10 @@
 //             dweight (OC, C) += dout (N, OC)^T @ inp (N, C)            (beta = 1: accumulates)
 //
 // Thread-count independence by construction (DESIGN invariant 4): every GEMM C (M, Nc) is cut
-// into a fixed grid of kTileM x kTileN output tiles that depends on the shape alone, never on the
-// thread count; the reduction dimension K is never split. Each tile is one single-threaded BLAS
-// call, and our OpenMP team hands out whole tiles. OpenBLAS's own threading is never used: its
-// partition of M and N depends on the thread count, and its micro-kernels treat edge blocks
+// into a grid of output tiles that depends on the shape alone, never on the thread count
+// (tile_grid below); the reduction dimension K is never split. Each tile is one single-threaded
+// BLAS call, and our OpenMP team hands out whole tiles. OpenBLAS's own threading is never used:
+// its partition of M and N depends on the thread count, and its micro-kernels treat edge blocks
 // differently from inner ones on some core types (OPENBLAS_CORETYPE=Haswell), so a threaded call
 // gives other bits for 1 and 2 threads. Which kernel OpenBLAS picks for the core type still
 // matters: that is the hardware class, recorded in run.json (blas_core).
@@ -30,10 +30,30 @@
 namespace ssiat::kernels::cpu {
 namespace {
 
-// Tile of the output C. Large enough that packing (O(K·(TM+TN)) per tile) stays ~1% of the
-// O(K·TM·TN) work, small enough that a layer's GEMM gives many tiles to balance over threads.
-constexpr int64_t kTileM = 256;
-constexpr int64_t kTileN = 256;
+// Output tiles: at most kMaxTile x kMaxTile, halved (the longer side first) until the grid has
+// kMinTiles tiles or the tiles are kMinTile on a side. Large tiles keep OpenBLAS's packing
+// (O(K·(TM+TN)) per tile) small against the O(K·TM·TN) work; kMinTiles keeps small GEMMs (a
+// (256, 512) dweight) from running on one thread. Measured on ko-tiny and a GPT-2-small-sized
+// Llama (tools/bench): within 2% of OpenBLAS's own threading; fixed 256 x 256 tiles lost 4%.
+constexpr int64_t kMaxTile = 512;
+constexpr int64_t kMinTile = 64;
+constexpr int64_t kMinTiles = 8;
+
+struct TileGrid {
+  int64_t tm, tn;          // tile shape (the last row and column of tiles may be smaller)
+  int64_t tiles_m, tiles_n;
+};
+
+// A function of (M, Nc) only: the same grid, hence the same bits, for every thread count.
+TileGrid tile_grid(int64_t M, int64_t Nc) {
+  int64_t tm = std::min(kMaxTile, M), tn = std::min(kMaxTile, Nc);
+  auto tiles = [&] { return ((M + tm - 1) / tm) * ((Nc + tn - 1) / tn); };
+  while (tiles() < kMinTiles && std::max(tm, tn) > kMinTile) {
+    if (tm >= tn) tm = (tm + 1) / 2;
+    else tn = (tn + 1) / 2;
+  }
+  return {tm, tn, (M + tm - 1) / tm, (Nc + tn - 1) / tn};
+}
 
 void check_dims(const char* op, int64_t N, int64_t C, int64_t OC) {
   SSIAT_CHECK(N >= 0 && C >= 0 && OC >= 0)
@@ -55,21 +75,21 @@ void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, in
               static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
-// The same product over the fixed tile grid. Row-major storage: op(A) is (M, K), so A is (M, K)
+// The same product over the tile grid of (M, Nc). Row-major storage: op(A) is (M, K), so A is (M, K)
 // untransposed or (K, M) transposed; op(B) is (K, Nc), so B is (K, Nc) or (Nc, K).
 template <typename T>
 void gemm_tiled(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t Nc, int64_t K, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  const int64_t tiles_m = (M + kTileM - 1) / kTileM, tiles_n = (Nc + kTileN - 1) / kTileN;
-  const int64_t tiles = tiles_m * tiles_n;
+  const TileGrid g = tile_grid(M, Nc);
+  const int64_t tiles = g.tiles_m * g.tiles_n;
   const int team = static_cast<int>(std::min<int64_t>(tiles, omp_get_max_threads()));
 #pragma omp parallel num_threads(team)
   {
     omp_set_num_threads(1);  // BLAS calls below run on this thread alone
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tiles; t++) {
-      const int64_t i0 = t / tiles_n * kTileM, j0 = t % tiles_n * kTileN;
-      const int64_t m = std::min(kTileM, M - i0), n = std::min(kTileN, Nc - j0);
+      const int64_t i0 = t / g.tiles_n * g.tm, j0 = t % g.tiles_n * g.tn;
+      const int64_t m = std::min(g.tm, M - i0), n = std::min(g.tn, Nc - j0);
       const T* a = ta == CblasNoTrans ? A + i0 * lda : A + i0;
       const T* b = tb == CblasNoTrans ? B + j0 : B + j0 * ldb;
       blas_gemm(ta, tb, m, n, K, a, lda, b, ldb, beta, C + i0 * ldc + j0, ldc);

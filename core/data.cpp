@@ -6,8 +6,9 @@
 // changed since pass 1), splits it into documents, tokenises them, appends eos and packs whole
 // documents into shards of at most shard_tokens tokens (a longer document gets a shard of its
 // own). Everything is written into a temporary directory beside out_dir and renamed into place,
-// so a failure leaves nothing behind. Shard files are byte-reproducible: HDF5 object time
-// tracking is off.
+// so a failure leaves nothing behind (and a killed run's temporary is removed by the next run).
+// Shard files are byte-reproducible: HDF5 object time tracking is off; each is built in memory
+// and written with checked writes. HDF5 errors are one line naming the file and dataset.
 //
 // DataLoader: verifies every shard's SHA-256 against the manifest, checks every token against the
 // vocabulary, and serves window perm_e[g mod W] for global sample g, with perm_e a Fisher-Yates
@@ -61,14 +62,58 @@ class H5Id {
   H5Id& operator=(const H5Id&) = delete;
   hid_t get() const { return id_; }
   bool ok() const { return id_ >= 0; }
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
 
  private:
   hid_t id_;
   herr_t (*close_)(hid_t);
 };
 
+// Silences HDF5's automatic error-stack printing (errors become one-line IoErrors instead) for
+// its lifetime; the stack itself is still recorded for h5_cause().
+class H5Quiet {
+ public:
+  H5Quiet() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~H5Quiet() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+  H5Quiet(const H5Quiet&) = delete;
+  H5Quiet& operator=(const H5Quiet&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+// The operating system's message recorded on HDF5's error stack by its file driver (e.g.
+// "Input/output error", "No space left on device"), or "" if there is none.
+std::string h5_cause() {
+  std::string cause;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        auto* c = static_cast<std::string*>(out);
+        if (!c->empty() || !e->desc) return 0;
+        const std::string_view d(e->desc);
+        const size_t at = d.find("error message = '");
+        if (at == std::string_view::npos) return 0;
+        const size_t b = at + 17, end = d.find('\'', b);
+        if (end != std::string_view::npos) *c = std::string(d.substr(b, end - b));
+        return 0;
+      },
+      &cause);
+  return cause;
+}
+
 void h5_check(bool ok, const fs::path& file, const char* what) {
-  if (!ok) throw IoError(file.string() + ": HDF5 " + what + " failed");
+  if (ok) return;
+  const std::string cause = h5_cause();
+  throw IoError(file.string() + ": HDF5 " + what + " failed" + (cause.empty() ? "" : ": " + cause));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,7 +160,7 @@ void for_each_jsonl_document(std::string_view content, const fs::path& file, Fn&
     try {
       obj = json::parse(line);
     } catch (const json::exception& e) {
-      throw DataError(where + ": invalid JSON: " + e.what());
+      throw DataError(where + ": invalid JSON: " + json_error_message(e));
     }
     if (!obj.is_object() || !obj.contains("text") || !obj["text"].is_string())
       throw DataError(where + ": expected an object with a string field \"text\"");
@@ -158,17 +203,33 @@ void write_dataset(hid_t file_id, const char* name, hid_t file_type, hid_t mem_t
   h5_check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, file, "dataset write");
 }
 
+// Builds the shard in memory (HDF5's core driver, no backing store) and writes its image with
+// checked writes: a failing disk is an IoError naming the file, and HDF5 never holds a
+// half-written file open (its exit handler would crash closing one).
 void write_shard(const fs::path& file, const std::vector<uint32_t>& tokens, const std::vector<uint64_t>& offsets,
                  const std::string& source_sha256, const std::string& tokenizer_digest) {
-  H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
-  h5_check(fcpl.ok() && H5Pset_obj_track_times(fcpl.get(), false) >= 0, file, "file setup");
-  H5Id f(H5Fcreate(file.c_str(), H5F_ACC_EXCL, fcpl.get(), H5P_DEFAULT), H5Fclose);
-  h5_check(f.ok(), file, "file create");
-  write_dataset(f.get(), "tokens", H5T_STD_U32LE, H5T_NATIVE_UINT32, tokens.data(), tokens.size(), file);
-  write_dataset(f.get(), "doc_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, offsets.data(), offsets.size(), file);
-  write_string_attr(f.get(), "source_sha256", source_sha256, file);
-  write_string_attr(f.get(), "tokenizer_digest", tokenizer_digest, file);
-  h5_check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL) >= 0, file, "flush");
+  const H5Quiet quiet;
+  std::vector<char> image;
+  {
+    H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    h5_check(fcpl.ok() && fapl.ok() && H5Pset_obj_track_times(fcpl.get(), false) >= 0 &&
+                 H5Pset_fapl_core(fapl.get(), size_t{1} << 20, false) >= 0,
+             file, "file setup");
+    H5Id f(H5Fcreate(file.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()), H5Fclose);
+    h5_check(f.ok(), file, "file create");
+    write_dataset(f.get(), "tokens", H5T_STD_U32LE, H5T_NATIVE_UINT32, tokens.data(), tokens.size(), file);
+    write_dataset(f.get(), "doc_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, offsets.data(), offsets.size(), file);
+    write_string_attr(f.get(), "source_sha256", source_sha256, file);
+    write_string_attr(f.get(), "tokenizer_digest", tokenizer_digest, file);
+    h5_check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL) >= 0, file, "flush");
+    const ssize_t size = H5Fget_file_image(f.get(), nullptr, 0);
+    h5_check(size > 0, file, "file image size");
+    image.resize(static_cast<size_t>(size));
+    h5_check(H5Fget_file_image(f.get(), image.data(), image.size()) == size, file, "file image");
+    h5_check(H5Fclose(f.release()) >= 0, file, "file close");
+  }
+  write_file_atomic(file, std::string_view(image.data(), image.size()));
 }
 
 // Packs whole documents into shards of at most shard_tokens tokens and writes them into dir.
@@ -237,19 +298,22 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
     if (!fs::is_empty(out_dir)) throw IoError(out_dir.string() + ": output directory exists and is not empty");
   }
 
-  // Pass 1: every input non-empty, valid UTF-8; record its digest and size.
+  // Pass 1: every input non-empty, valid UTF-8; record its digest and size. A stream (FIFO, pipe,
+  // "-") can be read only once: its bytes are kept for pass 2.
   struct Source {
     fs::path path;
     std::string sha256;
     int64_t bytes;
+    std::string kept;  // a stream's content
   };
   std::vector<Source> sources;
   for (const auto& path : opt.inputs) {
-    const std::string content = read_whole_file(path);
+    std::string content = read_whole_file(path, InputKind::kStreamOk);
     if (content.empty()) throw DataError(path.string() + ": empty");
     if (auto bad = tokenizer::find_invalid_utf8(content))
       throw DataError(path.string() + ": invalid UTF-8 at byte " + std::to_string(*bad));
-    sources.push_back({path, sha256_hex(content), static_cast<int64_t>(content.size())});
+    sources.push_back({path, sha256_hex(content), static_cast<int64_t>(content.size()), ""});
+    if (is_stream_input(path)) sources.back().kept = std::move(content);
   }
 
   const fs::path parent = out_dir.has_parent_path() ? out_dir.parent_path() : fs::path(".");
@@ -257,6 +321,8 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
   tmp_name += out_dir.filename().string();
   tmp_name += ".tmp-" + std::to_string(::getpid());
   const fs::path tmp = parent / tmp_name;
+  // Temporaries of this output left by a killed `data prepare` (their pid is dead) go first.
+  remove_stale_temporaries(parent, out_dir.filename().string());
   try {
     fs::create_directories(parent);
     fs::remove_all(tmp);
@@ -271,8 +337,8 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
     json src_entries = json::array();
     const int64_t vocab = tok.vocab_size();
     const auto eos = static_cast<uint32_t>(tok.eos_id());
-    for (const auto& src : sources) {
-      const std::string content = read_whole_file(src.path);
+    for (auto& src : sources) {
+      const std::string content = src.kept.empty() ? read_whole_file(src.path) : std::move(src.kept);
       if (sha256_hex(content) != src.sha256)
         throw IoError(src.path.string() + ": changed while data prepare was reading it");
       int64_t docs = 0;
@@ -372,8 +438,8 @@ DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key
   json manifest;
   try {
     manifest = json::parse(text);
-  } catch (const json::exception& e) {
-    throw IoError(manifest_path.string() + ": invalid JSON: " + e.what());
+  } catch (const json::parse_error& e) {
+    throw IoError(manifest_path.string() + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + json_error_message(e));
   }
   int64_t vocab = 0;
   struct ShardEntry {
@@ -404,10 +470,11 @@ DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key
       total += expect_tokens;
     }
   } catch (const json::exception& e) {
-    throw IoError(manifest_path.string() + ": " + e.what());
+    throw IoError(manifest_path.string() + ": missing or wrong-typed field: " + json_error_message(e));
   }
   tokens_.reserve(static_cast<size_t>(total));
 
+  const H5Quiet quiet;
   for (const auto& [file, expect_tokens] : shards) {
     hid_t fid = -1, did = -1;
     H5E_BEGIN_TRY {
@@ -417,7 +484,10 @@ DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key
     H5E_END_TRY;
     H5Id f(fid, H5Fclose);
     H5Id d(did, H5Dclose);
-    if (!f.ok()) throw IoError(file.string() + ": not an HDF5 file");
+    if (!f.ok()) {
+      const std::string cause = h5_cause();
+      throw IoError(file.string() + ": cannot open as HDF5" + (cause.empty() ? " (not an HDF5 file?)" : ": " + cause));
+    }
     if (!d.ok()) throw IoError(file.string() + ": no dataset \"tokens\"");
     H5Id type(H5Dget_type(d.get()), H5Tclose);
     H5Id space(H5Dget_space(d.get()), H5Sclose);

@@ -48,9 +48,12 @@ struct PrepareResult {
   int64_t shards = 0;
 };
 
-// Tokenises the inputs into out_dir (written to a temporary directory and renamed into place).
-// Throws DataError naming the file (and byte offset) for an empty or non-UTF-8 input, and
-// IoError if out_dir exists and is not empty.
+// Tokenises the inputs into out_dir (written to a temporary directory `.<out>.tmp-<pid>` beside it
+// and renamed into place; temporaries of out_dir left by dead processes are removed first).
+// Inputs are read with checked reads (core/fs.h); a stream (FIFO, pipe, "-" for stdin) is read
+// once and kept in memory, a directory is refused. Throws DataError naming the file (and byte
+// offset) for an empty or non-UTF-8 input, IoError naming the file and byte offset for a read
+// error, and IoError if out_dir exists and is not empty.
 PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer& tok,
                            const std::filesystem::path& out_dir);
 

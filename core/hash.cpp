@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace ssiat {
 
@@ -41,15 +42,9 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 
 std::string sha256_file(const std::filesystem::path& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw IoError(path.string() + ": cannot open for reading");
+  // Checked reads: an I/O error or a short read names the file and the byte offset (core/fs.h).
   Sha256 h;
-  std::vector<char> buf(1 << 20);
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) h.update(buf.data(), n);
-  const bool err = std::ferror(f);
-  std::fclose(f);
-  if (err) throw IoError(path.string() + ": read error");
+  read_file_chunks(path, InputKind::kRegularFile, [&](const char* p, size_t n) { h.update(p, n); });
   return h.hex();
 }
 

@@ -4,15 +4,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <queue>
-#include <sstream>
 #include <thread>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "tokenizer/digest.h"
+#include "tokenizer/file_io.h"
 #include "tokenizer/hf_json.h"
 #include "tokenizer/spm_model.h"
 #include "tokenizer/utf8.h"
@@ -22,6 +18,8 @@ namespace {
 
 constexpr const char* kFormat = "ssiat-bpe/v1";
 constexpr const char* kOwnFile = "tokenizer.ssiat.json";
+constexpr const char* kSpmFile = "tokenizer.model";
+constexpr const char* kHfFile = "tokenizer.json";
 constexpr size_t kCacheMaxEntries = size_t{1} << 17;
 constexpr size_t kCacheMaxBytes = 64;  // pre-tokens longer than this are not cached
 
@@ -81,28 +79,6 @@ NormForm parse_form(const std::string& s, const std::string& where) {
   if (s == "nfkc") return NormForm::kNfkc;
   if (s == "identity") return NormForm::kIdentity;
   throw TokenizerError(where + ": normalizer.form must be nfc, nfkc or identity, got '" + s + "'");
-}
-
-// Writes bytes to path via a temporary file in the same directory, fsync and rename.
-void write_atomic(const std::filesystem::path& path, std::string_view bytes) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw TokenizerError(tmp.string() + ": cannot create file");
-  size_t off = 0;
-  while (off < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n <= 0) {
-      ::close(fd);
-      std::filesystem::remove(tmp);
-      throw TokenizerError(tmp.string() + ": write failed");
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::filesystem::remove(tmp);
-    throw TokenizerError(tmp.string() + ": fsync/close failed");
-  }
-  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace
@@ -203,7 +179,6 @@ BpeTokenizer::BpeTokenizer(Vocab v, nlohmann::json provenance)
     }
   }
   pairs_.build(items);
-  digest_ = vocab_digest(vocab_);
 }
 
 int32_t BpeTokenizer::piece_id(std::string_view piece) const {
@@ -469,24 +444,85 @@ std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {
   return check_or_replace_utf8(raw, true, "decode");
 }
 
-nlohmann::json BpeTokenizer::to_json() const {
-  nlohmann::json j = vocab_definition_json(vocab_);
-  j["digest"] = digest_;
-  j["provenance"] = provenance_;
-  return j;
+namespace {
+
+// The set as written: the tokenizer.ssiat.json document (with "files" and "digest") and the bytes
+// of the two other files.
+struct RenderedSet {
+  nlohmann::json doc;
+  std::string spm, hf;
+};
+
+// SHA-256 of the canonical JSON (sorted keys, no spaces) of the document without "digest".
+std::string set_digest_of(nlohmann::json doc) {
+  doc.erase("digest");
+  return sha256_hex_of(doc.dump());
+}
+
+RenderedSet render_set(const Vocab& vocab, const nlohmann::json& provenance) {
+  RenderedSet r;
+  SpmTrainerSpec spec = spm_trainer_spec_for(vocab);
+  if (provenance.contains("sources"))
+    for (const auto& src : provenance.at("sources")) spec.input.push_back(src.value("path", ""));
+  r.spm = write_spm_model(vocab, spec);
+  r.hf = write_hf_tokenizer_json(vocab);
+  r.doc = vocab_definition_json(vocab);
+  r.doc["provenance"] = provenance;
+  r.doc["files"] = {{kSpmFile, sha256_hex_of(r.spm)}, {kHfFile, sha256_hex_of(r.hf)}};
+  r.doc["digest"] = set_digest_of(r.doc);
+  return r;
+}
+
+// Our file: one piece per line, the rest indented (diff-friendly, still canonical JSON values).
+std::string own_file_text(nlohmann::json j) {
+  const nlohmann::json pieces = std::move(j["pieces"]);
+  j.erase("pieces");
+  std::string text = j.dump(1);
+  text.pop_back();  // closing brace
+  text += ",\n \"pieces\": [\n";
+  for (size_t i = 0; i < pieces.size(); i++) text += "  " + pieces[i].dump() + (i + 1 < pieces.size() ? ",\n" : "\n");
+  text += " ]\n}\n";
+  return text;
+}
+
+}  // namespace
+
+std::string BpeTokenizer::digest() const {
+  std::call_once(digest_once_, [this] { digest_ = render_set(vocab_, provenance_).doc.at("digest").get<std::string>(); });
+  return digest_;
+}
+
+nlohmann::json BpeTokenizer::to_json() const { return render_set(vocab_, provenance_).doc; }
+
+const std::vector<std::string>& BpeTokenizer::file_names() {
+  static const std::vector<std::string> kNames = {kOwnFile, kSpmFile, kHfFile, "seeds.jsonl"};
+  return kNames;
+}
+
+std::vector<std::pair<std::string, std::string>> BpeTokenizer::files() const {
+  RenderedSet r = render_set(vocab_, provenance_);
+  std::vector<std::pair<std::string, std::string>> out;
+  out.emplace_back(kOwnFile, own_file_text(std::move(r.doc)));
+  out.emplace_back(kSpmFile, std::move(r.spm));
+  out.emplace_back(kHfFile, std::move(r.hf));
+  return out;
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& dir) {
   const std::filesystem::path file = dir / kOwnFile;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw TokenizerError(file.string() + ": cannot open (is " + dir.string() + " a tokenizer directory?)");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  std::string text;
+  try {
+    text = read_file_checked(file);
+  } catch (const TokenizerError& e) {
+    std::error_code ec;
+    if (std::filesystem::exists(file, ec)) throw;
+    throw TokenizerError(std::string(e.what()) + " (is " + dir.string() + " a tokenizer directory?)");
+  }
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw TokenizerError(file.string() + ": not valid JSON (" + e.what() + ")");
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw TokenizerError(file.string() + ": not valid JSON at byte " + std::to_string(e.byte));
   }
   const std::string where = file.string();
   try {
@@ -509,37 +545,39 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& di
       if (type < 1 || type > 6) throw TokenizerError(where + ": piece type " + std::to_string(type) + " is not 1..6");
       v.pieces.push_back({p.at(0).get<std::string>(), p.at(1).get<float>(), static_cast<PieceType>(type)});
     }
-    auto tok = std::make_unique<BpeTokenizer>(std::move(v), j.value("provenance", nlohmann::json::object()));
-    if (j.contains("digest") && j.at("digest").get<std::string>() != tok->digest())
-      throw TokenizerError(where + ": digest " + j.at("digest").get<std::string>() + " does not match the contents (" + tok->digest() +
+    if (!j.contains("files"))
+      throw TokenizerError(where + ": no \"files\" record (written by an older ssiat whose digest covered only this file); "
+                           "train the tokenizer again");
+    // The other files of the set must be the ones this file was saved with.
+    for (const char* name : {kSpmFile, kHfFile}) {
+      const std::string want = j.at("files").at(name).get<std::string>();
+      const std::filesystem::path other = dir / name;
+      const std::string got = sha256_hex_of(read_file_checked(other));
+      if (got != want)
+        throw TokenizerError(other.string() + ": SHA-256 " + got.substr(0, 12) + "… does not match the " + want.substr(0, 12) +
+                             "… recorded in " + where + " (the files come from different saves, or one was edited)");
+    }
+    const std::string digest = set_digest_of(j);
+    if (j.at("digest").get<std::string>() != digest)
+      throw TokenizerError(where + ": digest " + j.at("digest").get<std::string>() + " does not match the contents (" + digest +
                            "); the file was changed after it was written");
+    auto tok = std::make_unique<BpeTokenizer>(std::move(v), j.value("provenance", nlohmann::json::object()));
+    std::call_once(tok->digest_once_, [&] { tok->digest_ = digest; });
     return tok;
   } catch (const nlohmann::json::exception& e) {
     throw TokenizerError(where + ": missing or wrong-typed field (" + e.what() + ")");
   } catch (const TokenizerError& e) {
     const std::string m = e.what();
-    if (m.starts_with(where)) throw;
+    if (m.starts_with(dir.string())) throw;
     throw TokenizerError(where + ": " + m);
   }
 }
 
-void BpeTokenizer::save(const std::filesystem::path& dir) const {
-  std::filesystem::create_directories(dir);
-  // Our file: one piece per line, the rest indented (diff-friendly, still canonical JSON values).
-  nlohmann::json j = to_json();
-  const nlohmann::json pieces = std::move(j["pieces"]);
-  j.erase("pieces");
-  std::string text = j.dump(1);
-  text.pop_back();  // closing brace
-  text += ",\n \"pieces\": [\n";
-  for (size_t i = 0; i < pieces.size(); i++) text += "  " + pieces[i].dump() + (i + 1 < pieces.size() ? ",\n" : "\n");
-  text += " ]\n}\n";
-  write_atomic(dir / kOwnFile, text);
-  SpmTrainerSpec spec = spm_trainer_spec_for(vocab_);
-  if (provenance_.contains("sources"))
-    for (const auto& src : provenance_.at("sources")) spec.input.push_back(src.value("path", ""));
-  write_atomic(dir / "tokenizer.model", write_spm_model(vocab_, spec));
-  write_atomic(dir / "tokenizer.json", write_hf_tokenizer_json(vocab_));
+void BpeTokenizer::save(const std::filesystem::path& dir, Overwrite mode,
+                        const std::vector<std::pair<std::string, std::string>>& extra) const {
+  auto set = files();
+  set.insert(set.end(), extra.begin(), extra.end());
+  publish_file_set(dir, set, mode, file_names());
 }
 
 }  // namespace ssiat::tokenizer

@@ -11,19 +11,25 @@
 //
 // decode(encode(x)) == Normalizer::normalize(x) for every valid UTF-8 x (tests check it).
 //
-// Files in a tokenizer directory (save/load):
+// Files in a tokenizer directory, one set (save/load):
 //   tokenizer.ssiat.json  our format: {"format":"ssiat-bpe/v1","normalizer":{..},"pretokenizer":{..},
 //                         "byte_fallback","special":{"unk_id","bos_id","eos_id","pad_id"},
-//                         "pieces":[[text,score,type],..],"digest":hex,"provenance":{..}}
+//                         "pieces":[[text,score,type],..],"provenance":{..},
+//                         "files":{"tokenizer.model":sha256,"tokenizer.json":sha256},"digest":hex}
 //   tokenizer.model       SentencePiece ModelProto (tokenizer/spm_model.h)
 //   tokenizer.json        Hugging Face tokenizers (tokenizer/hf_json.h)
-// Digest: SHA-256 of the canonical JSON (sorted keys, no spaces) of everything that defines
-// the encoding: format, normalizer, pretokenizer, byte_fallback, special, pieces. Provenance
-// (sources, options, seed) is recorded beside it but is not part of the digest.
+//   seeds.jsonl           (optional) the trainer's seed log, written with the set
+// Digest (the tokenizer's identity in data manifests and provenance): SHA-256 of the canonical
+// JSON (sorted keys, no spaces) of tokenizer.ssiat.json without its "digest" field; it covers the
+// encoding, the provenance and, through "files", the bytes of the two other files. load()
+// verifies both SHA-256s and the digest, so a set mixed from two saves is refused naming the file.
+// save() publishes the set atomically (tokenizer/file_io.h): a crash never leaves a new
+// tokenizer.ssiat.json beside an old tokenizer.model.
 #pragma once
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +38,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/file_io.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -44,10 +51,17 @@ class BpeTokenizer final : public Tokenizer {
   static constexpr size_t kLinearMax = 48;
 
   explicit BpeTokenizer(Vocab v, nlohmann::json provenance = nlohmann::json::object());
-  // Reads DIR/tokenizer.ssiat.json; TokenizerError names the file and what is wrong.
+  // Reads and verifies the set in DIR; TokenizerError names the file and what is wrong.
   static std::unique_ptr<BpeTokenizer> load(const std::filesystem::path& dir);
-  // Writes the three files into dir (created if missing), each atomically.
-  void save(const std::filesystem::path& dir) const;
+  // Publishes the three files, plus extra (name, bytes) files such as seeds.jsonl, as one set in
+  // dir (tokenizer/file_io.h). kRefuse: dir must not exist or be empty; kReplace: an existing
+  // dir holding only tokenizer files (kFileNames) is swapped for the new set.
+  void save(const std::filesystem::path& dir, Overwrite mode = Overwrite::kRefuse,
+            const std::vector<std::pair<std::string, std::string>>& extra = {}) const;
+  // The files of the set: (name, bytes) of tokenizer.ssiat.json, tokenizer.model, tokenizer.json.
+  std::vector<std::pair<std::string, std::string>> files() const;
+  // Every name a tokenizer directory may hold (the set and seeds.jsonl).
+  static const std::vector<std::string>& file_names();
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(std::span<const int32_t> ids) const override;
@@ -55,7 +69,7 @@ class BpeTokenizer final : public Tokenizer {
   int32_t bos_id() const override { return vocab_.bos_id; }
   int32_t eos_id() const override { return vocab_.eos_id; }
   std::string name() const override { return "bpe"; }
-  std::string digest() const override { return digest_; }
+  std::string digest() const override;  // computed on first use (renders the set)
 
   // Encodes documents on `threads` threads (0: hardware concurrency); same ids as encode().
   std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string_view> docs, int threads) const override;
@@ -105,11 +119,12 @@ class BpeTokenizer final : public Tokenizer {
   std::unordered_map<char32_t, int32_t> astral_;  // other one-character pieces
   int32_t byte_base_ = -1;  // id of <0x00>
   bool pretokenized_ = true;
-  std::string digest_;
+  mutable std::once_flag digest_once_;
+  mutable std::string digest_;
   uint64_t instance_ = 0;  // distinguishes caches of different tokenizers
 };
 
-nlohmann::json vocab_definition_json(const Vocab& v);  // the part the digest covers
-std::string vocab_digest(const Vocab& v);
+nlohmann::json vocab_definition_json(const Vocab& v);  // what defines the encoding
+std::string vocab_digest(const Vocab& v);               // SHA-256 of its canonical JSON (not the set digest)
 
 }  // namespace ssiat::tokenizer

@@ -9,8 +9,11 @@ bash tools/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ssiat
 bash tools/corpus/fetch_ko_help.sh data/ko
-if [ ! -f data/ko/tokenizer/tokenizer.ssiat.json ]; then
-  ./build/ssiat tokenizer train --input data/ko/ko_train.txt --vocab-size 4096 --out data/ko/tokenizer --seed 20261123 -q
+# (Re)learn the tokenizer unless a loadable one is there (one written by an older ssiat is not);
+# shards prepared with another tokenizer go with it.
+if ! echo 씨앗 | ./build/ssiat tokenizer encode --tokenizer data/ko/tokenizer >/dev/null 2>&1; then
+  ./build/ssiat tokenizer train --input data/ko/ko_train.txt --vocab-size 4096 --out data/ko/tokenizer --seed 20261123 -q --force
+  rm -rf data/ko/prepared-bpe
 fi
 for split in train val; do
   if [ ! -f "data/ko/prepared-bpe/$split/manifest.json" ]; then

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/file_io.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenizer.h"
@@ -330,6 +331,32 @@ TEST(BpeTokenizer, SaveLoadRoundTripAndDigest) {
     FAIL() << "edited file accepted";
   } catch (const TokenizerError& e) {
     EXPECT_NE(std::string(e.what()).find("tokenizer.ssiat.json"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(BpeTokenizer, SaveRefusesAnExistingSetUnlessReplaceAndReadsAreChecked) {
+  const auto corpus = read_lines(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt");
+  BpeTrainOptions opt;
+  opt.vocab_size = 1200;
+  const BpeTokenizer a(train_bpe(views(corpus), opt));
+  opt.vocab_size = 1100;
+  const BpeTokenizer b(train_bpe(views(corpus), opt));
+  const auto dir = std::filesystem::temp_directory_path() / ("ssiat_bpe_set_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  a.save(dir);
+  EXPECT_THROW(b.save(dir), TokenizerError);  // kRefuse: the old set stays
+  EXPECT_EQ(BpeTokenizer::load(dir)->digest(), a.digest());
+  b.save(dir, Overwrite::kReplace, {{"seeds.jsonl", "{}\n"}});
+  const auto back = BpeTokenizer::load(dir);
+  EXPECT_EQ(back->digest(), b.digest());
+  EXPECT_NE(a.digest(), b.digest());
+  for (const auto& [name, bytes] : b.files()) EXPECT_EQ(read_file_checked(dir / name), bytes) << name;
+  try {
+    (void)read_file_checked(dir);
+    FAIL() << "a directory was read";
+  } catch (const TokenizerError& e) {
+    EXPECT_EQ(std::string(e.what()), dir.string() + ": is a directory, expected a file");
   }
   std::filesystem::remove_all(dir);
 }

@@ -1,11 +1,13 @@
 // End-to-end tests of `ssiat tokenizer train|encode|decode|stats` and of a BPE tokenizer used
 // by `ssiat data prepare` and `ssiat train`: files written, ids equal to Debian's spm_encode on
 // our tokenizer.model, decode inverts encode, provenance (tokenizer digest and corpus SHA-256)
-// in the seed logs, and one-line errors for bad input.
+// in the seed logs, one-line errors for bad input, and the directory as one set: replaced only under
+// --force and as a whole, its digest covering every file, a set mixed from two saves refused.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -44,6 +46,10 @@ class TokenizerCli : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   void train(const std::string& extra = "") {
     const Cmd r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 1500 --out tok --seed 5 -q " + extra);
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  void train_into(const std::string& out, const std::string& extra) {
+    const Cmd r = run_cli(dir_, "tokenizer train --input train.txt --out " + out + " -q " + extra);
     ASSERT_EQ(r.status, 0) << r.err;
   }
   fs::path dir_;
@@ -127,6 +133,81 @@ TEST_F(TokenizerCli, BadInputIsOneLineNamingFileAndOffset) {
   r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 100 --out t3 -q");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("vocab_size"), std::string::npos) << r.err;
+}
+
+TEST_F(TokenizerCli, ReplacingATokenizerNeedsForceAndSwapsTheWholeSet) {
+  train();
+  const std::string old_own = slurp(dir_ / "tok" / "tokenizer.ssiat.json"), old_model = slurp(dir_ / "tok" / "tokenizer.model");
+  // Without --force: refused at once (before training), in one line, the old set untouched.
+  Cmd r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 1400 --out tok --seed 6 -q");
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err, "ssiat: tok: already holds a tokenizer; pass --force to replace it\n");
+  EXPECT_EQ(slurp(dir_ / "tok" / "tokenizer.ssiat.json"), old_own);
+  // A directory holding anything else is never replaced, even under --force.
+  fs::create_directories(dir_ / "mixed");
+  write_file(dir_ / "mixed" / "notes.txt", "mine");
+  write_file(dir_ / "mixed" / "tokenizer.model", "x");
+  r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 1400 --out mixed --seed 6 -q --force");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("mixed: holds 'notes.txt', which is not a tokenizer file"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(dir_ / "mixed" / "notes.txt"), "mine");
+  // With --force: every file of the set is the new one, and nothing hidden is left beside it.
+  r = run_cli(dir_, "tokenizer train --input train.txt --vocab-size 1400 --out tok --seed 6 -q --force");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto own = nlohmann::json::parse(slurp(dir_ / "tok" / "tokenizer.ssiat.json"));
+  EXPECT_EQ(own.at("pieces").size(), 1400u);
+  EXPECT_NE(slurp(dir_ / "tok" / "tokenizer.model"), old_model);
+  EXPECT_EQ(own.at("files").at("tokenizer.model"), ssiat::sha256_file(dir_ / "tok" / "tokenizer.model"));
+  for (const auto& rec : jsonl(dir_ / "tok" / "seeds.jsonl"))
+    if (rec.at("type") == "tokenizer") {
+      EXPECT_EQ(rec.at("digest"), own.at("digest"));
+    }
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_FALSE(e.path().filename().string().starts_with(".tok.")) << e.path();
+  EXPECT_EQ(run_cli(dir_, "tokenizer encode --tokenizer tok < held.txt").status, 0);
+}
+
+TEST_F(TokenizerCli, DigestCoversEveryFileAndAMixedSetIsRefused) {
+  train();
+  train_into("tok2", "--seed 9 --vocab-size 1400");
+  // The digest, recomputed here: SHA-256 of tokenizer.ssiat.json's canonical JSON without "digest",
+  // whose "files" holds the SHA-256 of the two other files.
+  auto own = nlohmann::json::parse(slurp(dir_ / "tok" / "tokenizer.ssiat.json"));
+  EXPECT_EQ(own.at("files").at("tokenizer.model"), ssiat::sha256_file(dir_ / "tok" / "tokenizer.model"));
+  EXPECT_EQ(own.at("files").at("tokenizer.json"), ssiat::sha256_file(dir_ / "tok" / "tokenizer.json"));
+  const std::string digest = own.at("digest");
+  own.erase("digest");
+  EXPECT_EQ(ssiat::sha256_hex(own.dump()), digest);
+  // A tokenizer.model or tokenizer.json from another save (or edited) is refused, naming the file.
+  for (const char* f : {"tokenizer.model", "tokenizer.json"}) {
+    fs::remove_all(dir_ / "mix");
+    fs::copy(dir_ / "tok", dir_ / "mix");
+    fs::copy_file(dir_ / "tok2" / f, dir_ / "mix" / f, fs::copy_options::overwrite_existing);
+    const Cmd r = run_cli(dir_, "tokenizer encode --tokenizer mix < held.txt");
+    EXPECT_NE(r.status, 0) << f;
+    std::string want = "mix/";  // built with += : GCC 12 gives a false -Wrestrict on "lit" + string&&
+    want += f;
+    want += ": SHA-256";
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("different saves"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  // Provenance is covered too: an edited source path changes nothing in the encoding but is refused.
+  fs::remove_all(dir_ / "mix");
+  fs::copy(dir_ / "tok", dir_ / "mix");
+  std::string text = slurp(dir_ / "mix" / "tokenizer.ssiat.json");
+  const size_t at = text.find("\"train.txt\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 11, "\"other.txt\"");
+  write_file(dir_ / "mix" / "tokenizer.ssiat.json", text);
+  const Cmd r = run_cli(dir_, "tokenizer encode --tokenizer mix < held.txt");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("does not match the contents"), std::string::npos) << r.err;
+  // Hidden leftovers of a killed save beside a tokenizer are never read.
+  fs::create_directories(dir_ / ".tok.tmp-999999");
+  write_file(dir_ / ".tok.tmp-999999" / "tokenizer.ssiat.json", "{");
+  EXPECT_EQ(run_cli(dir_, "tokenizer encode --tokenizer tok < held.txt").status, 0);
 }
 
 TEST_F(TokenizerCli, PrepareAndTrainWithBpeRecordsTokenizerProvenance) {

@@ -1,7 +1,8 @@
 // `ssiat data prepare --input FILE... --out DIR [--format auto|text|jsonl] [--tokenizer byte|DIR]
 // [--shard-tokens N] [--progress]`: tokenises a corpus into HDF5 token shards plus manifest.json
 // (format in core/data.h and docs/data.md) and prints a one-paragraph summary. Bad settings
-// throw ConfigError; bad input DataError/IoError (main() prints them and exits non-zero).
+// throw ConfigError; bad input DataError/IoError (main() prints them and exits non-zero). Inputs
+// may be streams ("-" is stdin); a directory is refused; a killed run's temporaries are removed.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -64,7 +65,8 @@ void add_data_command(CLI::App& app) {
   data->require_subcommand(1);
   CLI::App* prep = data->add_subcommand("prepare", "Tokenise text/JSONL files into HDF5 token shards");
   auto args = std::make_shared<DataPrepareArgs>();
-  prep->add_option("--input,-i", args->inputs, "Input file(s): text (blank-line separated documents) or JSONL")
+  prep->add_option("--input,-i", args->inputs,
+                   "Input file(s): text (blank-line separated documents) or JSONL; a FIFO, pipe or - (stdin) is read once")
       ->required()
       ->expected(1, -1);
   prep->add_option("--out,-o", args->out, "Output directory (must not exist or be empty)")->required();

@@ -1,22 +1,30 @@
 // `ssiat tokenizer {train,encode,decode,stats}`.
-//   train  --input FILE... --vocab-size N --out DIR [options]: learns a BPE vocabulary from text
-//          lines (one sentence per line, empty lines skipped) and writes DIR/tokenizer.ssiat.json,
-//          DIR/tokenizer.model (SentencePiece), DIR/tokenizer.json (Hugging Face) and
-//          DIR/seeds.jsonl. Sampling (--max-sentences) draws from the seed registry's stream
-//          "tokenizer/sample" of --seed (or an OS seed, logged).
+//   train  --input FILE... --vocab-size N --out DIR [--force] [options]: learns a BPE vocabulary
+//          from text lines (one sentence per line, empty lines skipped) and publishes
+//          DIR/tokenizer.ssiat.json, DIR/tokenizer.model (SentencePiece), DIR/tokenizer.json
+//          (Hugging Face) and DIR/seeds.jsonl as one set (tokenizer/file_io.h); a DIR that already
+//          holds a tokenizer is replaced only under --force. Hidden temporaries of DIR left by a
+//          killed run are removed first. Sampling (--max-sentences) draws from the seed
+//          registry's stream "tokenizer/sample" of --seed (or an OS seed, logged).
 //   encode --tokenizer DIR: stdin lines -> ids space-separated per line (spm_encode
 //          --output_format=id); --output-format piece prints pieces instead.
 //   decode --tokenizer DIR: lines of ids -> text (the inverse of encode).
 //   stats  --tokenizer DIR --input FILE: compression and hygiene figures on held-out text.
+// Inputs are read with checked reads (core/fs.h): an I/O error is an error naming the file and
+// byte offset, never a shorter input. Corpus and --input files may be streams (a FIFO, a pipe,
+// "-" for stdin); a directory is refused at once.
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -44,7 +52,7 @@ struct TrainArgs {
   int64_t max_sentences = 0, min_pair_count = 2;
   std::optional<uint64_t> seed;
   bool no_dummy_prefix = false, remove_extra_ws = false, split_digits = false, replace_invalid = false, no_byte_fallback = false,
-       quiet = false;
+       quiet = false, force = false;
 };
 
 struct CodecArgs {
@@ -53,10 +61,33 @@ struct CodecArgs {
   bool json = false;
 };
 
-std::string read_stdin() {
-  std::ostringstream ss;
-  ss << std::cin.rdbuf();
-  return ss.str();
+// All of out to stdout, or IoError (a full disk or a closed pipe is not a silent success).
+void write_stdout(const std::string& out) {
+  if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
+    throw IoError(std::string("stdout: write failed: ") + std::strerror(errno));
+}
+
+// --input FILE, or stdin when none is given; checked reads either way.
+std::string read_input(const std::string& input) {
+  return input.empty() ? read_fd_until_eof(STDIN_FILENO, "stdin") : read_whole_file(input, InputKind::kStreamOk);
+}
+
+// Refuses (before any work) an --out that save() would refuse: a tokenizer already there without
+// --force, or a directory holding other files; then removes temporaries of killed runs.
+void check_out_dir(const std::string& out, bool force) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(out).has_filename() ? fs::path(out) : fs::path(out).parent_path();
+  std::error_code ec;
+  if (fs::is_directory(dir, ec) && !force)
+    for (const auto& name : tokenizer::BpeTokenizer::file_names())
+      if (fs::exists(dir / name, ec)) throw IoError(out + ": already holds a tokenizer; pass --force to replace it");
+  try {
+    tokenizer::check_publish_target(dir, force ? tokenizer::Overwrite::kReplace : tokenizer::Overwrite::kRefuse,
+                                    tokenizer::BpeTokenizer::file_names());
+  } catch (const tokenizer::TokenizerError& e) {
+    throw IoError(e.what());
+  }
+  remove_stale_temporaries(dir.has_parent_path() ? dir.parent_path() : fs::path("."), dir.filename().string());
 }
 
 // Lines of text without their '\n' (and a trailing '\r'); keeps empty lines if keep_empty.
@@ -115,8 +146,7 @@ void run_train(const TrainArgs& a) {
   } catch (const tokenizer::TokenizerError& e) {
     throw ConfigError(std::string("tokenizer train: ") + e.what());
   }
-  if (std::filesystem::exists(a.out) && !std::filesystem::is_directory(a.out))
-    throw IoError(a.out + ": exists and is not a directory");
+  check_out_dir(a.out, a.force);
 
   SeedRegistry reg = SeedRegistry::from_optional(a.seed);
   const PhiloxKey key = reg.stream_key("tokenizer/sample");
@@ -128,7 +158,7 @@ void run_train(const TrainArgs& a) {
   nlohmann::json sources = nlohmann::json::array();
   contents.reserve(a.inputs.size());
   for (const auto& path : a.inputs) {
-    contents.push_back(read_whole_file(path));
+    contents.push_back(read_whole_file(path, InputKind::kStreamOk));
     std::string& text = contents.back();
     const std::string sha = tokenizer::sha256_hex_of(text);
     const int64_t bytes = static_cast<int64_t>(text.size());
@@ -169,9 +199,14 @@ void run_train(const TrainArgs& a) {
         {"chars_to_byte_fallback", st.chars_dropped},
         {"merges", st.merges}}}};
   tokenizer::BpeTokenizer tok(std::move(v), prov);
-  tok.save(a.out);
   reg.record({{"type", "tokenizer"}, {"name", "bpe"}, {"digest", tok.digest()}, {"vocab_size", tok.vocab_size()}, {"sources", sources}});
-  reg.write(std::filesystem::path(a.out) / "seeds.jsonl");
+  std::string seeds;
+  for (const auto& rec : reg.log()) seeds += rec.dump() + "\n";
+  try {
+    tok.save(a.out, a.force ? tokenizer::Overwrite::kReplace : tokenizer::Overwrite::kRefuse, {{"seeds.jsonl", seeds}});
+  } catch (const tokenizer::TokenizerError& e) {
+    throw IoError(e.what());
+  }
   if (st.vocab_short)
     std::fprintf(stderr, "tokenizer train: warning: only %d pieces: no pair occurs %lld times or more\n", tok.vocab_size(),
                  static_cast<long long>(opt.min_pair_count));
@@ -195,7 +230,7 @@ void run_encode(const CodecArgs& a) {
   auto tok = load_tok(a.tokenizer);
   if (a.output_format != "id" && a.output_format != "piece")
     throw ConfigError("--output-format: expected id or piece, got '" + a.output_format + "'");
-  const std::string in = a.input.empty() ? read_stdin() : read_whole_file(a.input);
+  const std::string in = read_input(a.input);
   const auto lines = split_lines(in, true);
   std::vector<std::vector<int32_t>> ids;
   try {
@@ -218,12 +253,12 @@ void run_encode(const CodecArgs& a) {
     }
     out.push_back('\n');
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
+  write_stdout(out);
 }
 
 void run_decode(const CodecArgs& a) {
   auto tok = load_tok(a.tokenizer);
-  const std::string in = a.input.empty() ? read_stdin() : read_whole_file(a.input);
+  const std::string in = read_input(a.input);
   const auto lines = split_lines(in, true);
   std::string out;
   std::vector<int32_t> ids;
@@ -250,7 +285,7 @@ void run_decode(const CodecArgs& a) {
     }
     out.push_back('\n');
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
+  write_stdout(out);
 }
 
 bool is_hangul_syllable(char32_t c) { return c >= 0xAC00 && c <= 0xD7A3; }
@@ -258,7 +293,7 @@ bool is_hangul_syllable(char32_t c) { return c >= 0xAC00 && c <= 0xD7A3; }
 void run_stats(const CodecArgs& a) {
   auto tok = load_tok(a.tokenizer);
   if (a.input.empty()) throw ConfigError("tokenizer stats: --input is required");
-  const std::string text = read_whole_file(a.input);
+  const std::string text = read_whole_file(a.input, InputKind::kStreamOk);
   if (auto bad = tokenizer::find_invalid_utf8(text)) throw DataError(a.input + ": invalid UTF-8 at byte offset " + std::to_string(*bad));
   const auto lines = split_lines(text, false);
   const auto t0 = Clock::now();
@@ -338,6 +373,7 @@ void add_tokenizer_command(CLI::App& app) {
   train->add_flag("--replace-invalid-utf8", ta->replace_invalid, "Replace invalid UTF-8 bytes by U+FFFD instead of refusing");
   train->add_flag("--no-byte-fallback", ta->no_byte_fallback, "Unknown characters become <unk> instead of bytes");
   train->add_flag("-q,--quiet", ta->quiet, "No progress lines");
+  train->add_flag("--force", ta->force, "Replace the tokenizer already in --out (atomically, as a set)");
   train->callback([ta] { run_train(*ta); });
 
   auto ea = std::make_shared<CodecArgs>();

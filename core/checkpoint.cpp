@@ -20,15 +20,21 @@
 
 #include <hdf5.h>
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <system_error>
 #include <utility>
 
+#include "core/checkpoint_detail.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include "core/fs.h"
 #include "core/hash.h"
 
@@ -37,10 +43,13 @@ namespace fs = std::filesystem;
 namespace ssiat {
 namespace {
 
+using ckpt_detail::numel_of;
+using ckpt_detail::shape_str;
+using ckpt_detail::validate_key;
+
 static_assert(std::endian::native == std::endian::little,
               "checkpoint I/O hashes native float bytes as little-endian; port before use on BE");
 
-constexpr const char* kFormat = "ssiat-checkpoint/v1";
 constexpr const char* kStateFile = "state.h5";
 constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kLatestFile = "latest";
@@ -70,39 +79,6 @@ std::optional<int64_t> parse_step_dir_name(const std::string& name) {
 }
 
 bool is_tmp_name(const std::string& name) { return name.rfind(kTmpPrefix, 0) == 0; }
-
-// A key is "<group>/<name>[/<more>]": non-empty components, none "." or "..", no leading '/'.
-void validate_key(const std::string& key) {
-  if (key.empty() || key.find('/') == std::string::npos)
-    throw IoError("checkpoint tensor key '" + key + "': must be \"<group>/<name>\"");
-  size_t start = 0;
-  while (true) {
-    const size_t end = key.find('/', start);
-    const std::string part = key.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (part.empty() || part == "." || part == "..")
-      throw IoError("checkpoint tensor key '" + key + "': empty, '.' or '..' path component");
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-}
-
-int64_t numel_of(const std::vector<int64_t>& shape, const std::string& key) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) throw IoError("checkpoint tensor '" + key + "': negative dimension in shape");
-    if (d != 0 && n > INT64_MAX / 4 / d) throw IoError("checkpoint tensor '" + key + "': shape too large");
-    n *= d;
-  }
-  return n;
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < shape.size(); i++) os << (i ? "," : "") << shape[i];
-  os << "]";
-  return os.str();
-}
 
 // ---- HDF5 helpers -------------------------------------------------------------------------
 
@@ -147,8 +123,28 @@ class H5QuietErrors {
   void* data_ = nullptr;
 };
 
+// The errno that HDF5's file driver recorded on the current error stack ("..., errno = 28, ..."),
+// or 0: HDF5 returns only -1, so a full disk would otherwise read as a bare "HDF5 flush".
+int h5_stack_errno() {
+  int found = 0;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        const char* p = e->desc ? std::strstr(e->desc, "errno = ") : nullptr;
+        if (!p) return 0;
+        *static_cast<int*>(out) = std::atoi(p + 8);
+        return 1;
+      },
+      &found);
+  return found;
+}
+
+// "FILE: no space left on device (HDF5 flush)" when the driver saw an OS error, else
+// "FILE: HDF5 <what> [for tensor 'KEY']".
 [[noreturn]] void h5_fail(const fs::path& file, const std::string& key, const std::string& what) {
-  throw IoError(file.string() + ": HDF5 " + what + (key.empty() ? "" : " for tensor '" + key + "'"));
+  const std::string detail = "HDF5 " + what + (key.empty() ? "" : " for tensor '" + key + "'");
+  if (const int err = h5_stack_errno(); err > 0) throw IoError(file.string() + ": " + errno_message(err) + " (" + detail + ")");
+  throw IoError(file.string() + ": " + detail);
 }
 
 H5Handle h5_check(hid_t id, herr_t (*closer)(hid_t), const fs::path& file, const std::string& key,
@@ -192,35 +188,64 @@ void h5_write_attrs(hid_t dset, const std::vector<int64_t>& shape, const std::st
     h5_fail(fname, key, "attribute 'shape' write");
 }
 
-std::string h5_read_sha_attr(hid_t dset, const fs::path& fname, const std::string& key) {
-  H5Handle attr = h5_check(H5Aopen(dset, "sha256", H5P_DEFAULT), H5Aclose, fname, key, "attribute 'sha256' open");
-  H5Handle ftype = h5_check(H5Aget_type(attr.get()), H5Tclose, fname, key, "attribute 'sha256' type");
+// ---- read: sorting failures into torn, read and integrity (core/checkpoint.h "Reading") -------
+
+// state.h5 as read_checkpoint sees it. `bytes_match`: the file is byte for byte the one the
+// manifest's state_sha256 hashed, so nothing in it can be torn.
+struct StateFile {
+  fs::path path;
+  bool bytes_match = false;
+
+  // A structural problem with no OS error behind it (a dataset missing or short, HDF5 refusing
+  // the file): torn, unless the bytes are the ones hashed at write time.
+  [[noreturn]] void damaged(const std::string& what) const {
+    if (bytes_match)
+      throw IntegrityError(path.string() + ": " + what + ", although the file matches the manifest's state_sha256");
+    throw TornCheckpointError(path.string() + ": " + what + " (the file is truncated or was not completely written)");
+  }
+  // An HDF5 call failed: a read error if HDF5's file driver recorded an OS errno for it (EIO),
+  // otherwise damaged().
+  [[noreturn]] void h5_failed(const std::string& key, const std::string& what) const {
+    const std::string detail = "HDF5 " + what + (key.empty() ? "" : " for tensor '" + key + "'");
+    if (const int err = h5_stack_errno(); err > 0 && err != ENOENT)
+      throw ReadError(path.string() + ": read error (" + detail + "): " + std::strerror(err));
+    damaged(detail + " failed");
+  }
+  H5Handle check(hid_t id, herr_t (*closer)(hid_t), const std::string& key, const std::string& what) const {
+    if (id < 0) h5_failed(key, what);
+    return H5Handle(id, closer);
+  }
+  [[noreturn]] void integrity(const std::string& what) const { throw IntegrityError(path.string() + ": " + what); }
+};
+
+std::string h5_read_sha_attr(hid_t dset, const StateFile& sf, const std::string& key) {
+  H5Handle attr = sf.check(H5Aopen(dset, "sha256", H5P_DEFAULT), H5Aclose, key, "attribute 'sha256' open");
+  H5Handle ftype = sf.check(H5Aget_type(attr.get()), H5Tclose, key, "attribute 'sha256' type");
   if (H5Tget_class(ftype.get()) != H5T_STRING || H5Tis_variable_str(ftype.get()) != 0)
-    throw IoError(fname.string() + ": attribute 'sha256' of tensor '" + key + "' is not a fixed-length string");
+    sf.integrity("attribute 'sha256' of tensor '" + key + "' is not a fixed-length string");
   const size_t size = H5Tget_size(ftype.get());
-  if (size == 0 || size > 1024)
-    throw IoError(fname.string() + ": attribute 'sha256' of tensor '" + key + "' has a bad size");
-  H5Handle mtype = h5_check(H5Tcopy(H5T_C_S1), H5Tclose, fname, key, "string type");
+  if (size == 0 || size > 1024) sf.integrity("attribute 'sha256' of tensor '" + key + "' has a bad size");
+  H5Handle mtype = sf.check(H5Tcopy(H5T_C_S1), H5Tclose, key, "string type");
   if (H5Tset_size(mtype.get(), size) < 0 || H5Tset_strpad(mtype.get(), H5T_STR_NULLPAD) < 0)
-    h5_fail(fname, key, "string type setup");
+    sf.h5_failed(key, "string type setup");
   std::string s(size, '\0');
-  if (H5Aread(attr.get(), mtype.get(), s.data()) < 0) h5_fail(fname, key, "attribute 'sha256' read");
+  if (H5Aread(attr.get(), mtype.get(), s.data()) < 0) sf.h5_failed(key, "attribute 'sha256' read");
   s.erase(std::find(s.begin(), s.end(), '\0'), s.end());
-  return s;
+  return ckpt_detail::printable(s);
 }
 
-std::vector<int64_t> h5_read_shape_attr(hid_t dset, const fs::path& fname, const std::string& key) {
-  H5Handle attr = h5_check(H5Aopen(dset, "shape", H5P_DEFAULT), H5Aclose, fname, key, "attribute 'shape' open");
-  H5Handle space = h5_check(H5Aget_space(attr.get()), H5Sclose, fname, key, "attribute 'shape' dataspace");
+std::vector<int64_t> h5_read_shape_attr(hid_t dset, const StateFile& sf, const std::string& key) {
+  H5Handle attr = sf.check(H5Aopen(dset, "shape", H5P_DEFAULT), H5Aclose, key, "attribute 'shape' open");
+  H5Handle space = sf.check(H5Aget_space(attr.get()), H5Sclose, key, "attribute 'shape' dataspace");
   const H5S_class_t cls = H5Sget_simple_extent_type(space.get());
   if (cls == H5S_NULL) return {};
   if (cls != H5S_SIMPLE || H5Sget_simple_extent_ndims(space.get()) != 1)
-    throw IoError(fname.string() + ": attribute 'shape' of tensor '" + key + "' is not a 1-D array");
+    sf.integrity("attribute 'shape' of tensor '" + key + "' is not a 1-D array");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
-  if (n > 64) throw IoError(fname.string() + ": attribute 'shape' of tensor '" + key + "' has rank > 64");
+  if (n > 64) sf.integrity("attribute 'shape' of tensor '" + key + "' has rank > 64");
   std::vector<int64_t> shape(n);
-  if (n > 0 && H5Aread(attr.get(), H5T_NATIVE_INT64, shape.data()) < 0) h5_fail(fname, key, "attribute 'shape' read");
+  if (n > 0 && H5Aread(attr.get(), H5T_NATIVE_INT64, shape.data()) < 0) sf.h5_failed(key, "attribute 'shape' read");
   return shape;
 }
 
@@ -257,6 +282,7 @@ void write_state_h5(const fs::path& fname, const std::vector<CheckpointTensor>& 
       h5_fail(fname, key, "dataset write");
     h5_write_attrs(dset.get(), ten.shape, shas[t], fname, key);
     if (hook) hook(key);
+    fault_point("checkpoint.tensor_written");
   }
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) h5_fail(fname, "", "flush");
   dcpl.reset();
@@ -267,9 +293,10 @@ void write_state_h5(const fs::path& fname, const std::vector<CheckpointTensor>& 
 void write_new_file(const fs::path& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw IoError(path.string() + ": cannot create");
+  errno = 0;
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
   out.close();
-  if (!out) throw IoError(path.string() + ": write failed");
+  if (!out) throw IoError(path.string() + ": write failed" + (errno ? ": " + errno_message(errno) : std::string()));
 }
 
 // Removes every .tmp-* entry of the checkpoints directory (left by killed writers or prunes).
@@ -287,9 +314,7 @@ std::optional<std::string> read_latest_name(const fs::path& ckpt_root) {
   const fs::path latest = ckpt_root / kLatestFile;
   std::error_code ec;
   if (!fs::exists(latest, ec)) return std::nullopt;
-  std::ifstream in(latest, std::ios::binary);
-  if (!in) throw IoError(latest.string() + ": cannot open for reading");
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string content = read_whole_file(latest);  // checked reads (core/fs.h)
   while (!content.empty() && (content.back() == '\n' || content.back() == '\r' || content.back() == ' '))
     content.pop_back();
   if (!parse_step_dir_name(content))
@@ -299,34 +324,13 @@ std::optional<std::string> read_latest_name(const fs::path& ckpt_root) {
 
 // ---- read ---------------------------------------------------------------------------------
 
-std::vector<int64_t> json_shape(const nlohmann::json& j, const fs::path& mpath, const std::string& key) {
-  if (!j.is_array()) throw IoError(mpath.string() + ": tensors['" + key + "'].shape is not an array");
-  std::vector<int64_t> shape;
-  for (const auto& d : j) {
-    if (!d.is_number_integer() || d.get<int64_t>() < 0)
-      throw IoError(mpath.string() + ": tensors['" + key + "'].shape has a bad dimension");
-    shape.push_back(d.get<int64_t>());
-  }
-  return shape;
-}
-
-template <typename T>
-T json_field(const nlohmann::json& j, const char* name, const fs::path& mpath) {
-  if (!j.contains(name)) throw IoError(mpath.string() + ": missing key '" + name + "'");
-  try {
-    return j.at(name).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw IoError(mpath.string() + ": key '" + name + "' has the wrong type");
-  }
-}
-
 // Runs f, turning std::filesystem errors into IoError (other exceptions pass unchanged).
 template <typename F>
 auto fs_errors_as_io(F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const fs::filesystem_error& e) {
-    throw IoError(std::string("checkpoint: ") + e.what());
+    throw IoError(describe_fs_error(e));
   }
 }
 
@@ -339,7 +343,7 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
     throw IoError("write_checkpoint: meta.extra must be a JSON object");
 
   // Validate everything and hash the tensors before touching the disk.
-  nlohmann::json tj = nlohmann::json::object();
+  std::map<std::string, ManifestTensor> tj;
   std::vector<std::string> shas;
   shas.reserve(tensors.size());
   for (const auto& t : tensors) {
@@ -348,7 +352,7 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
     if (n > 0 && t.data == nullptr) throw IoError("checkpoint tensor '" + t.key + "': data is null");
     if (tj.contains(t.key)) throw IoError("checkpoint tensor '" + t.key + "': duplicate key");
     shas.push_back(sha256_hex(t.data, static_cast<size_t>(n) * sizeof(float)));
-    tj[t.key] = {{"shape", t.shape}, {"sha256", shas.back()}};
+    tj[t.key] = {t.shape, shas.back()};
   }
   // A key that is a prefix group of another ("param/a" and "param/a/b") cannot be stored.
   for (const auto& t : tensors)
@@ -378,15 +382,7 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
   try {
     const fs::path state = tmp_dir / kStateFile;
     write_state_h5(state, tensors, shas, hook);
-    nlohmann::json m = {{"format", kFormat},
-                        {"step", meta.step},
-                        {"samples_seen", meta.samples_seen},
-                        {"master_seed", meta.master_seed},
-                        {"parent", meta.parent},
-                        {"tensors", tj},
-                        {"state_sha256", sha256_file(state)},
-                        {"extra", meta.extra.is_null() ? nlohmann::json::object() : meta.extra}};
-    manifest_bytes = m.dump(2) + "\n";
+    manifest_bytes = manifest_json(meta, tj, sha256_file(state));
     write_new_file(tmp_dir / kManifestFile, manifest_bytes);
     publish_dir_atomic(tmp_dir, final_dir);
   } catch (...) {
@@ -394,7 +390,9 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
     fs::remove_all(tmp_dir, ec);  // best effort; the next write or prune retries
     throw;
   }
+  fault_point("checkpoint.published");
   write_file_atomic(root / kLatestFile, name + "\n");
+  fault_point("checkpoint.latest_updated");
   return sha256_hex(manifest_bytes);
 }
 
@@ -407,97 +405,136 @@ std::optional<fs::path> latest_checkpoint_impl(const fs::path& run_dir) {
   return root / *name;
 }
 
+// samples_seen against step × train.micro_batch × train.grad_accum of the recipe the manifest
+// records (the trainer's invariant); skipped when that recipe does not give both as integers (a
+// writer other than the trainer). The recipe text is already known to match recipe_sha256.
+void check_samples_seen(const CheckpointMeta& meta, const fs::path& mpath) {
+  if (meta.recipe.empty()) return;
+  toml::table t;
+  try {
+    t = toml::parse(meta.recipe);
+  } catch (const toml::parse_error&) {
+    return;  // strict resume refuses an unreadable recorded recipe by name (core/trainer.h)
+  }
+  const std::optional<int64_t> mb = t["train"]["micro_batch"].value_exact<int64_t>();
+  const std::optional<int64_t> ga = t["train"]["grad_accum"].value_exact<int64_t>();
+  if (!mb || !ga || *mb < 1 || *ga < 1) return;
+  int64_t per_step = 0, want = 0;
+  const bool overflow = __builtin_mul_overflow(*mb, *ga, &per_step) || __builtin_mul_overflow(meta.step, per_step, &want);
+  if (overflow || want != meta.samples_seen)
+    throw IntegrityError(mpath.string() + ": samples_seen " + std::to_string(meta.samples_seen) +
+                         " disagrees with step × train.micro_batch × train.grad_accum = " + std::to_string(meta.step) +
+                         " × " + std::to_string(*mb) + " × " + std::to_string(*ga) +
+                         (overflow ? std::string(" (overflows)") : " = " + std::to_string(want)) + " of the recorded recipe");
+}
+
+// Torn if `p` does not exist (ENOENT); any other failure is left to the read that follows.
+void require_written(const fs::path& p) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(p, ec);
+  if (st.type() == fs::file_type::not_found)
+    throw TornCheckpointError(p.string() + ": missing (the checkpoint was not completely written)");
+}
+
 LoadedCheckpoint read_checkpoint_impl(const fs::path& ckpt_dir) {
   const std::string dir_name = ckpt_dir.filename().string();
   if (is_tmp_name(dir_name))
     throw IoError(ckpt_dir.string() + ": is an unpublished temporary checkpoint directory");
   const fs::path mpath = ckpt_dir / kManifestFile;
   const fs::path spath = ckpt_dir / kStateFile;
+  require_written(mpath);
+  require_written(spath);
 
-  std::ifstream in(mpath, std::ios::binary);
-  if (!in) throw IoError(mpath.string() + ": cannot open for reading");
-  const std::string mbytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw IoError(mpath.string() + ": read error");
-  nlohmann::json m;
-  try {
-    m = nlohmann::json::parse(mbytes);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw IoError(mpath.string() + ": invalid JSON at byte " + std::to_string(e.byte));
-  }
-  if (!m.is_object()) throw IoError(mpath.string() + ": not a JSON object");
-  if (json_field<std::string>(m, "format", mpath) != kFormat)
-    throw IoError(mpath.string() + ": format is not \"" + kFormat + "\"");
-
+  // The manifest: torn, then fields by name, then the self-digest.
+  ckpt_detail::UnsealedManifest u = ckpt_detail::parse_manifest_fields(read_whole_file(mpath), mpath);
+  const CheckpointManifest& man = u.man;
+  if (const auto dir_step = parse_step_dir_name(dir_name); dir_step && *dir_step != man.meta.step)
+    throw IntegrityError(mpath.string() + ": step " + std::to_string(man.meta.step) +
+                         " disagrees with the directory name " + dir_name);
+  check_samples_seen(man.meta, mpath);
+  ckpt_detail::check_self_digest(u, mpath);
   LoadedCheckpoint out;
-  out.digest = sha256_hex(mbytes);
-  out.meta.step = json_field<int64_t>(m, "step", mpath);
-  out.meta.samples_seen = json_field<int64_t>(m, "samples_seen", mpath);
-  out.meta.master_seed = json_field<uint64_t>(m, "master_seed", mpath);
-  out.meta.parent = json_field<std::string>(m, "parent", mpath);
-  out.meta.extra = m.contains("extra") ? m["extra"] : nlohmann::json::object();
-  if (!out.meta.extra.is_object()) throw IoError(mpath.string() + ": key 'extra' is not an object");
-  if (const auto dir_step = parse_step_dir_name(dir_name); dir_step && *dir_step != out.meta.step)
-    throw IoError(mpath.string() + ": step " + std::to_string(out.meta.step) + " does not match directory name");
-  const auto state_sha = json_field<std::string>(m, "state_sha256", mpath);
-  if (!m.contains("tensors") || !m["tensors"].is_object())
-    throw IoError(mpath.string() + ": key 'tensors' missing or not an object");
+  out.digest = man.digest;
+  out.meta = man.meta;
 
+  // state.h5: hashed whole first (a read error surfaces here, naming the byte); a file that is not
+  // the one hashed at write time is then searched for the reason, tensor by tensor.
   const std::string actual_state_sha = sha256_file(spath);
-  if (actual_state_sha != state_sha)
-    throw IoError(spath.string() + ": SHA-256 " + actual_state_sha + " does not match manifest state_sha256 " +
-                  state_sha);
-
+  const StateFile sf{spath, actual_state_sha == man.state_sha256};
+  const uint64_t file_bytes = fs::file_size(spath);
   H5QuietErrors quiet;
-  H5Handle file = h5_check(H5Fopen(spath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, spath, "", "file open");
-  for (const auto& [key, entry] : m["tensors"].items()) {
-    validate_key(key);
-    if (!entry.is_object() || !entry.contains("shape") || !entry.contains("sha256") || !entry["sha256"].is_string())
-      throw IoError(mpath.string() + ": tensors['" + key + "'] lacks shape or sha256");
-    const std::vector<int64_t> shape = json_shape(entry["shape"], mpath, key);
-    const std::string want_sha = entry["sha256"].get<std::string>();
+  H5Handle file = sf.check(H5Fopen(spath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "", "file open");
+  for (const auto& [key, entry] : man.tensors) {
+    const std::vector<int64_t>& shape = entry.shape;
+    const std::string& want_sha = entry.sha256;
     const int64_t n = numel_of(shape, key);
 
     const std::string dpath = "/" + key;
     if (H5Lexists(file.get(), dpath.substr(0, dpath.rfind('/')).c_str(), H5P_DEFAULT) <= 0 ||
         H5Lexists(file.get(), dpath.c_str(), H5P_DEFAULT) <= 0)
-      throw IoError(spath.string() + ": tensor '" + key + "' listed in the manifest is missing");
-    H5Handle dset = h5_check(H5Dopen2(file.get(), dpath.c_str(), H5P_DEFAULT), H5Dclose, spath, key, "dataset open");
-    H5Handle dtype = h5_check(H5Dget_type(dset.get()), H5Tclose, spath, key, "dataset type");
-    if (H5Tequal(dtype.get(), H5T_IEEE_F32LE) <= 0)
-      throw IoError(spath.string() + ": tensor '" + key + "' is not float32 little-endian");
-    H5Handle space = h5_check(H5Dget_space(dset.get()), H5Sclose, spath, key, "dataset dataspace");
+      sf.damaged("tensor '" + key + "' listed in the manifest is missing");
+    H5Handle dset = sf.check(H5Dopen2(file.get(), dpath.c_str(), H5P_DEFAULT), H5Dclose, key, "dataset open");
+    H5Handle dtype = sf.check(H5Dget_type(dset.get()), H5Tclose, key, "dataset type");
+    if (H5Tequal(dtype.get(), H5T_IEEE_F32LE) <= 0) sf.integrity("tensor '" + key + "' is not float32 little-endian");
+    H5Handle space = sf.check(H5Dget_space(dset.get()), H5Sclose, key, "dataset dataspace");
     std::vector<int64_t> dshape;
     const H5S_class_t cls = H5Sget_simple_extent_type(space.get());
     if (cls == H5S_SIMPLE) {
       const int nd = H5Sget_simple_extent_ndims(space.get());
-      if (nd < 0 || nd > 64) h5_fail(spath, key, "dataspace rank");
+      if (nd < 0 || nd > 64) sf.h5_failed(key, "dataspace rank");
       std::vector<hsize_t> dims(nd);
       H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
       dshape.assign(dims.begin(), dims.end());
     } else if (cls != H5S_SCALAR) {
-      throw IoError(spath.string() + ": tensor '" + key + "' has an unsupported dataspace");
+      sf.integrity("tensor '" + key + "' has an unsupported dataspace");
     }
     if (dshape != shape)
-      throw IoError(spath.string() + ": tensor '" + key + "' has shape " + shape_str(dshape) +
-                    " but the manifest says " + shape_str(shape));
-    if (h5_read_shape_attr(dset.get(), spath, key) != shape)
-      throw IoError(spath.string() + ": tensor '" + key + "' attribute 'shape' does not match the manifest");
+      sf.integrity("tensor '" + key + "' has shape " + shape_str(dshape) + " but the manifest says " + shape_str(shape));
+    if (h5_read_shape_attr(dset.get(), sf, key) != shape)
+      sf.integrity("tensor '" + key + "' attribute 'shape' does not match the manifest");
 
     std::vector<float> data(static_cast<size_t>(n));
-    if (n > 0 && H5Dread(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) < 0)
-      h5_fail(spath, key, "dataset read");
+    if (n > 0) {
+      // Shorter than the manifest says: storage smaller than the shape needs, or past the end.
+      const uint64_t need = static_cast<uint64_t>(n) * sizeof(float);
+      const uint64_t stored = H5Dget_storage_size(dset.get());
+      const haddr_t at = H5Dget_offset(dset.get());
+      if (stored < need)
+        sf.damaged("tensor '" + key + "' holds " + std::to_string(stored) + " bytes but its shape needs " +
+                   std::to_string(need));
+      if (at != HADDR_UNDEF && (at > file_bytes || file_bytes - at < stored))
+        sf.damaged("tensor '" + key + "' ends at byte " + std::to_string(at + stored) + ", past the end of the file (" +
+                   std::to_string(file_bytes) + " bytes)");
+      if (H5Dread(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) < 0)
+        sf.h5_failed(key, "dataset read");
+    }
     const std::string got_sha = sha256_hex(data.data(), data.size() * sizeof(float));
-    const std::string attr_sha = h5_read_sha_attr(dset.get(), spath, key);
-    if (got_sha != attr_sha)
-      throw IoError(spath.string() + ": tensor '" + key + "' SHA-256 " + got_sha + " does not match its attribute " +
-                    attr_sha);
     if (got_sha != want_sha)
-      throw IoError(spath.string() + ": tensor '" + key + "' SHA-256 " + got_sha + " does not match " +
-                    mpath.string() + " " + want_sha);
+      sf.integrity("tensor " + key + " has SHA-256 " + got_sha + " but the manifest says " + want_sha);
+    const std::string attr_sha = h5_read_sha_attr(dset.get(), sf, key);
+    if (got_sha != attr_sha)
+      sf.integrity("tensor " + key + " has SHA-256 " + got_sha + " but its attribute 'sha256' says " + attr_sha);
     out.shapes[key] = shape;
     out.tensors[key] = std::move(data);
   }
+  if (!sf.bytes_match)  // every tensor verified: the file changed elsewhere (metadata, attributes)
+    sf.integrity("SHA-256 " + actual_state_sha + " does not match the manifest's state_sha256 " + man.state_sha256 +
+                 " although every tensor matches");
   return out;
+}
+
+// The step_<N> directories of a checkpoints directory as (N, name), newest first.
+std::vector<std::pair<int64_t, std::string>> step_dirs_newest_first(const fs::path& root) {
+  std::vector<std::pair<int64_t, std::string>> steps;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return steps;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory()) continue;
+    if (const auto s = parse_step_dir_name(name)) steps.emplace_back(*s, name);
+  }
+  std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return steps;
 }
 
 void prune_checkpoints_impl(const fs::path& run_dir, int64_t keep) {
@@ -508,13 +545,7 @@ void prune_checkpoints_impl(const fs::path& run_dir, int64_t keep) {
   remove_stale_tmp(root);
   const std::optional<std::string> latest = read_latest_name(root);
 
-  std::vector<std::pair<int64_t, std::string>> steps;
-  for (const auto& e : fs::directory_iterator(root)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_directory()) continue;
-    if (const auto s = parse_step_dir_name(name)) steps.emplace_back(*s, name);
-  }
-  std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  const std::vector<std::pair<int64_t, std::string>> steps = step_dirs_newest_first(root);
   for (size_t i = 0; i < steps.size(); i++) {
     const std::string& name = steps[i].second;
     if (static_cast<int64_t>(i) < keep || name == latest) continue;
@@ -525,7 +556,107 @@ void prune_checkpoints_impl(const fs::path& run_dir, int64_t keep) {
   }
 }
 
+ResumePoint find_resume_point_impl(const fs::path& run_dir) {
+  const fs::path root = run_dir / "checkpoints";
+  ResumePoint rp;
+  // Reads and verifies `dir`: true if usable, false (recorded in rp.rejected) if torn. A read
+  // error or an integrity failure propagates: the search stops rather than skip past it.
+  auto try_dir = [&rp](const fs::path& dir) {
+    try {
+      rp.checkpoint = read_checkpoint_impl(dir);
+      rp.dir = dir;
+      return true;
+    } catch (const TornCheckpointError& e) {
+      rp.rejected.push_back({dir, e.what()});
+      return false;
+    } catch (const IntegrityError& e) {
+      throw IntegrityError(std::string(e.what()) +
+                           "; refusing to resume from it — move the directory aside to resume from the previous "
+                           "checkpoint");
+    }
+  };
+  std::optional<std::string> latest;
+  const fs::path latest_path = root / kLatestFile;
+  std::error_code ec;
+  if (fs::status(latest_path, ec).type() == fs::file_type::not_found) {
+    rp.latest_problem = "is missing";
+  } else {
+    // A read error propagates (read_whole_file); only content that names no step is torn.
+    std::string content = read_whole_file(latest_path);
+    while (!content.empty() && (content.back() == '\n' || content.back() == '\r' || content.back() == ' '))
+      content.pop_back();
+    if (parse_step_dir_name(content))
+      latest = content;
+    else
+      rp.latest_problem = "is malformed (does not name a checkpoint directory \"step_<N>\")";
+  }
+  if (latest) {
+    if (fs::status(root / *latest, ec).type() == fs::file_type::not_found) {
+      rp.latest_problem = "names " + *latest + ", which does not exist";
+    } else if (try_dir(root / *latest)) {
+      rp.latest_ok = true;
+      return rp;
+    } else {
+      rp.latest_rejected = true;
+      rp.latest_problem = "names " + *latest + ", which is torn (" + rp.rejected.back().reason + ")";
+    }
+  }
+  for (const auto& [step, name] : step_dirs_newest_first(root)) {
+    if (latest && name == *latest) continue;
+    if (try_dir(root / name)) break;
+  }
+  return rp;
+}
+
+void set_aside_rejected_impl(const fs::path& run_dir, const ResumePoint& rp) {
+  if (rp.latest_ok) return;
+  const fs::path root = run_dir / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return;
+  for (const auto& r : rp.rejected) {
+    if (!fs::exists(r.dir, ec)) continue;
+    const std::string base = "rejected-" + r.dir.filename().string();
+    fs::path aside = root / base;
+    for (int k = 1; fs::exists(aside, ec); k++) aside = root / (base + "." + std::to_string(k));
+    fs::rename(r.dir, aside);
+  }
+  if (rp.checkpoint) {
+    write_file_atomic(root / kLatestFile, rp.dir.filename().string() + "\n");
+  } else {
+    fs::remove(root / kLatestFile);
+    fsync_path(root);
+  }
+}
+
 }  // namespace
+
+void check_checkpoint_tensors(const LoadedCheckpoint& ck, const std::map<std::string, std::vector<int64_t>>& expected,
+                              const fs::path& ckpt_dir) {
+  const std::string where = ckpt_dir.string() + ": ";
+  auto want = expected.begin();
+  auto have = ck.shapes.begin();
+  while (want != expected.end() || have != ck.shapes.end()) {
+    if (have == ck.shapes.end() || (want != expected.end() && want->first < have->first))
+      throw ConfigError(where + "checkpoint has no tensor '" + want->first + "' " + shape_str(want->second) +
+                        ", which the recipe's model has");
+    if (want == expected.end() || have->first < want->first)
+      throw ConfigError(where + "checkpoint has tensor '" + have->first + "' " + shape_str(have->second) +
+                        ", which the recipe's model does not have");
+    if (want->second != have->second)
+      throw ConfigError(where + "tensor '" + want->first + "' has shape " + shape_str(have->second) +
+                        " in the checkpoint but " + shape_str(want->second) + " in the recipe's model");
+    ++want;
+    ++have;
+  }
+}
+
+ResumePoint find_resume_point(const fs::path& run_dir) {
+  return fs_errors_as_io([&] { return find_resume_point_impl(run_dir); });
+}
+
+void set_aside_rejected(const fs::path& run_dir, const ResumePoint& rp) {
+  fs_errors_as_io([&] { set_aside_rejected_impl(run_dir, rp); });
+}
 
 std::string write_checkpoint(const fs::path& run_dir, const CheckpointMeta& meta,
                              const std::vector<CheckpointTensor>& tensors, const CheckpointWriteHook& hook) {

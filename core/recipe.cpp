@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace ssiat {
 namespace {
@@ -86,14 +88,25 @@ std::string quote(std::string_view s) {
   return out + "\"";
 }
 
-// `s` with control characters escaped, so that an error quoting it stays on one line.
+// `s` with control characters escaped (\n, \r, \t, other C0 and DEL as \xNN), so that an
+// error quoting it stays on one line and sends nothing to the terminal but text.
 std::string one_line(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else out += c;
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\x%02x", u);
+      out += esc;
+    } else {
+      out += c;
+    }
   }
   return out;
 }
@@ -333,23 +346,33 @@ Value convert(const KeySpec& spec, const toml::node& n) {
                                              ", got " + std::string(type_name(n.type())));
 }
 
-bool valid_utf8(std::string_view s) {
+// Offset of the first byte that does not start a valid UTF-8 sequence (overlong forms,
+// surrogates and code points above U+10FFFF are invalid); nullopt if `s` is valid.
+std::optional<size_t> invalid_utf8_at(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = s[i];
     size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
+    if (n == 0 || i + n > s.size()) return i;
     uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
     for (size_t j = 1; j < n; j++) {
       unsigned char cc = s[i + j];
-      if ((cc >> 6) != 0x2) return false;
+      if ((cc >> 6) != 0x2) return i;
       cp = (cp << 6) | (cc & 0x3f);
     }
     static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
     i += n;
   }
-  return true;
+  return std::nullopt;
+}
+
+bool valid_utf8(std::string_view s) { return !invalid_utf8_at(s); }
+
+std::string read_recipe_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw ConfigError(path + ": cannot read recipe");
+  return read_whole_file(path);  // checked reads: IoError naming the byte offset (core/fs.h)
 }
 
 uint32_t line_of(const toml::key& k, const toml::node& n) {
@@ -367,17 +390,23 @@ class Loader {
  public:
   explicit Loader(std::string path) : path_(std::move(path)) {}
 
-  Recipe load(const std::vector<std::string>& overrides) {
+  Recipe load(std::string text, const std::vector<std::string>& overrides) {
     Recipe r;
     r.path = path_;
-    r.text = read_file();
+    r.text = std::move(text);
     r.overrides = overrides;
+    // TOML is UTF-8; checked here so that toml++ never sees malformed sequences (toml++ 3.3
+    // reaches undefined behaviour on some, marzer/tomlplusplus#295).
+    if (const auto bad = invalid_utf8_at(r.text)) {
+      const auto line = 1 + std::count(r.text.begin(), r.text.begin() + static_cast<std::ptrdiff_t>(*bad), '\n');
+      throw ConfigError(path_ + ":" + std::to_string(line) + ": not valid UTF-8 at byte " + std::to_string(*bad));
+    }
     try {
       doc_ = toml::parse(r.text, path_);
     } catch (const toml::parse_error& e) {
       const auto& b = e.source().begin;
       throw ConfigError(path_ + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": " +
-                        std::string(e.description()));
+                        one_line(e.description()));
     }
     collect();
     for (const auto& o : overrides) apply_override(o);
@@ -392,16 +421,6 @@ class Loader {
   }
 
  private:
-  std::string read_file() {
-    std::error_code ec;
-    std::ifstream f(path_, std::ios::binary);
-    if (!std::filesystem::is_regular_file(path_, ec) || !f) throw ConfigError(path_ + ": cannot read recipe");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    if (f.bad()) throw ConfigError(path_ + ": cannot read recipe");
-    return ss.str();
-  }
-
   std::string at(uint32_t line) const { return line ? path_ + ":" + std::to_string(line) : path_; }
 
   std::string origin_of(const std::string& key) const {
@@ -606,7 +625,11 @@ void Recipe::validate() const {
 // ---- entry points -----------------------------------------------------------------------
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
-  return Loader(path).load(overrides);
+  return Loader(path).load(read_recipe_file(path), overrides);
+}
+
+Recipe parse_recipe(std::string text, const std::string& path, const std::vector<std::string>& overrides) {
+  return Loader(path).load(std::move(text), overrides);
 }
 
 std::string recipe_to_toml(const Recipe& r) {
@@ -631,6 +654,90 @@ std::string recipe_to_toml(const Recipe& r) {
     out += "\n";
   }
   return out;
+}
+
+// ---- comparing recipes ------------------------------------------------------------------
+
+namespace {
+
+// Every value of a parsed TOML document by dotted path ("optim.lr"; a nested table adds parts).
+void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, const toml::node*>& out) {
+  for (auto&& [k, node] : t) {
+    const std::string name = prefix + std::string(k.str());
+    if (const toml::table* sub = node.as_table()) flatten(*sub, name + ".", out);
+    else out[name] = &node;
+  }
+}
+
+// A node's value as it would appear in canonical TOML ("0.001", "\"x\"", "true").
+std::string value_text(const toml::node* n) {
+  if (!n) return "(absent)";
+  if (auto* v = n->as_integer()) return std::to_string(v->get());
+  if (auto* v = n->as_floating_point()) {
+    // Fixed notation while it is short ("0.0003", "1.0"), else the canonical form ("1e-300").
+    char buf[32];
+    const auto res = std::to_chars(buf, buf + sizeof buf, v->get(), std::chars_format::fixed);
+    if (res.ec != std::errc() || !std::isfinite(v->get())) return format_double(v->get());
+    std::string s(buf, res.ptr);
+    if (s.find('.') == std::string::npos) s += ".0";
+    return s.size() <= 16 ? s : format_double(v->get());
+  }
+  if (auto* v = n->as_boolean()) return v->get() ? "true" : "false";
+  if (auto* v = n->as_string()) return quote(v->get());
+  std::ostringstream os;
+  n->visit([&os](const auto& v) { os << v; });
+  return one_line(os.str());
+}
+
+bool same_value(const toml::node* a, const toml::node* b) {
+  if (!a || !b) return a == b;
+  if (a->type() != b->type()) return false;
+  if (auto* v = a->as_integer()) return v->get() == b->as_integer()->get();
+  if (auto* v = a->as_floating_point()) {
+    const double x = v->get(), y = b->as_floating_point()->get();
+    return x == y || (std::isnan(x) && std::isnan(y));
+  }
+  if (auto* v = a->as_boolean()) return v->get() == b->as_boolean()->get();
+  if (auto* v = a->as_string()) return v->get() == b->as_string()->get();
+  return value_text(a) == value_text(b);  // arrays, dates: compare their TOML text
+}
+
+toml::table parse_for_comparison(std::string_view text, int which) {
+  if (const auto bad = invalid_utf8_at(text))
+    throw ConfigError("recipe text #" + std::to_string(which) + " is not valid UTF-8 at byte " + std::to_string(*bad));
+  try {
+    return toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError("recipe text #" + std::to_string(which) + " does not parse (line " +
+                      std::to_string(e.source().begin.line) + ": " + one_line(e.description()) + ")");
+  }
+}
+
+}  // namespace
+
+std::optional<RecipeDifference> first_recipe_difference(std::string_view ours, std::string_view theirs,
+                                                        std::span<const std::string_view> ignore) {
+  const toml::table a = parse_for_comparison(ours, 1), b = parse_for_comparison(theirs, 2);
+  std::map<std::string, const toml::node*> fa, fb;
+  flatten(a, "", fa);
+  flatten(b, "", fb);
+  std::vector<std::string> order;
+  for (const auto& spec : kKeys) order.emplace_back(spec.name);
+  std::vector<std::string> rest;
+  for (const auto* m : {&fa, &fb})
+    for (const auto& [name, node] : *m)
+      if (!find_key(name)) rest.push_back(name);
+  std::sort(rest.begin(), rest.end());
+  rest.erase(std::unique(rest.begin(), rest.end()), rest.end());
+  order.insert(order.end(), rest.begin(), rest.end());
+  for (const auto& name : order) {
+    if (std::find(ignore.begin(), ignore.end(), name) != ignore.end()) continue;
+    const auto ia = fa.find(name), ib = fb.find(name);
+    const toml::node* na = ia == fa.end() ? nullptr : ia->second;
+    const toml::node* nb = ib == fb.end() ? nullptr : ib->second;
+    if (!same_value(na, nb)) return RecipeDifference{name, value_text(na), value_text(nb)};
+  }
+  return std::nullopt;
 }
 
 }  // namespace ssiat

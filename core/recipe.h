@@ -23,7 +23,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ssiat {
@@ -122,7 +124,39 @@ struct Recipe {
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// load_recipe() on bytes already in memory: `text` is parsed as the content of a file named
+// `path` (used only in messages and Recipe::path). Same errors, all ConfigError.
+Recipe parse_recipe(std::string text, const std::string& path, const std::vector<std::string>& overrides = {});
+
 // The effective recipe (file + overrides + defaults) as canonical TOML, for the run directory.
 std::string recipe_to_toml(const Recipe& r);
+
+// ---- comparing recipes (strict resume) ---------------------------------------------------
+
+// The keys that a resumed run may change (core/trainer.h): they decide how long to train and
+// what to log, evaluate, sample and keep, never what one update computes. `data.val` only feeds
+// evaluation. Changing `train.steps` re-times a cosine schedule from the resume point (wsd
+// keeps its constant phase), so the result equals a straight run of the new length only while
+// the schedules agree up to the resume step. `seed` is compared with the checkpoint's master
+// seed instead (absent: the checkpoint's seed is used).
+inline constexpr std::string_view kResumeMutableKeys[] = {
+    "train.steps",       "train.log_interval",  "train.eval_interval", "train.eval_batches",
+    "train.sample_tokens", "train.sample_prompt", "checkpoint.interval", "checkpoint.keep",
+    "data.val"};
+
+// One key whose value differs between two recipe texts.
+struct RecipeDifference {
+  std::string key;    // "section.key", or "seed"
+  std::string ours;   // the value in the first text as TOML ("0.001", "\"prep/train\"", "true"),
+  std::string theirs; // the value in the second; "(absent)" where a text lacks the key
+};
+
+// Compares two recipe TOML texts (normally recipe_to_toml output) key by key after parsing
+// both with toml++: values are equal when they have the same TOML type and value. Keys are
+// visited in canonical order (the order recipe_to_toml writes), then any other key in name
+// order; the first key outside `ignore` whose value differs is returned, nullopt if none does.
+// A text that does not parse throws ConfigError "recipe text #1|#2 does not parse (line L: ...)".
+std::optional<RecipeDifference> first_recipe_difference(std::string_view ours, std::string_view theirs,
+                                                        std::span<const std::string_view> ignore = {});
 
 }  // namespace ssiat

@@ -21,8 +21,9 @@ constexpr const char* kRngName = "philox4x32-10";
 
 const char* source_name(SeedSource s) { return s == SeedSource::kRecipe ? "recipe" : "os"; }
 
-// 8 bytes from the kernel CSPRNG, little-endian.
-uint64_t os_random_u64() {
+// 63 bits from the kernel CSPRNG (8 bytes, little-endian, top bit cleared), so a drawn seed can
+// always be written back into a recipe (`seed = N`, `--set seed=N`: TOML integers are signed).
+uint64_t os_random_seed() {
   uint8_t buf[8];
   size_t got = 0;
   while (got < sizeof(buf)) {
@@ -35,7 +36,7 @@ uint64_t os_random_u64() {
   }
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = (v << 8) | buf[i];
-  return v;
+  return v & 0x7fffffffffffffffULL;
 }
 
 }  // namespace
@@ -50,7 +51,7 @@ SeedRegistry::SeedRegistry(uint64_t master_seed, SeedSource source) : master_see
 
 SeedRegistry SeedRegistry::from_optional(const std::optional<uint64_t>& recipe_seed) {
   if (recipe_seed) return SeedRegistry(*recipe_seed, SeedSource::kRecipe);
-  return SeedRegistry(os_random_u64(), SeedSource::kOs);
+  return SeedRegistry(os_random_seed(), SeedSource::kOs);
 }
 
 PhiloxKey SeedRegistry::derive_key(uint64_t master_seed, const std::string& name) {

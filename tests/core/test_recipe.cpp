@@ -530,3 +530,143 @@ TEST(RecipeValidate, StructsThrowNamingKeyAndValueWithoutFile) {
 
 }  // namespace
 }  // namespace ssiat
+
+// ---- parse_recipe and first_recipe_difference (strict resume) --------------------------
+
+namespace ssiat {
+namespace {
+
+TEST_F(RecipeTest, ParseRecipeEqualsLoadingTheSameBytes) {
+  const std::string text = join(kBase);
+  const Recipe a = load_recipe(write(text), {"optim.lr=0.002"});
+  const Recipe b = parse_recipe(text, path(), {"optim.lr=0.002"});
+  EXPECT_TRUE(a == b);
+  try {
+    parse_recipe(join(with_line(13, "steps = \"ten\"")), "mem.toml");
+    FAIL() << "loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(starts_with(e.what(), "mem.toml:13: ")) << e.what();
+  }
+}
+
+TEST_F(RecipeTest, InvalidUtf8IsRefusedWithLineAndByte) {
+  // Line 11 is `train = "data/tiny"`; a lone continuation byte replaces its 't' of "tiny".
+  std::string text = join(kBase);
+  const size_t at = text.find("tiny");
+  text[at] = '\x98';
+  const std::string want = path() + ":11: not valid UTF-8 at byte " + std::to_string(at);
+  try {
+    load_recipe(write(text));
+    FAIL() << "loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), want);
+  }
+  EXPECT_THROW(first_recipe_difference("a = 1\n", "a = \"\xc0\x80\"\n"), ConfigError);  // overlong NUL
+}
+
+TEST_F(RecipeTest, ParseErrorQuotingTheInputStaysOnOneLine) {
+  // toml++ quotes what it saw ("f" and the newline after it): the message must stay one line.
+  const std::string m = error_of(with_line(9, "max_seq_len = 64\ntied_embeddings = f"));
+  EXPECT_TRUE(starts_with(m, path() + ":10:")) << m;
+  EXPECT_NE(m.find("\\n"), std::string::npos) << m;
+  const std::string esc = error_of(with_line(9, "max_seq_len = 64\ntied_embeddings = f\x1b"));
+  EXPECT_EQ(esc.find('\x1b'), std::string::npos) << esc;
+}
+
+// The canonical text of kBase with `overrides`.
+std::string canon(const std::vector<std::string>& overrides, const std::vector<std::string>& lines = kBase) {
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  return recipe_to_toml(parse_recipe(text, "r.toml", overrides));
+}
+
+TEST(RecipeDifferenceTest, EqualRecipesHaveNoDifference) {
+  EXPECT_FALSE(first_recipe_difference(canon({}), canon({})).has_value());
+  // Formatting is not a difference: the same value written another way, with a comment.
+  std::string hand = canon({});
+  const size_t at = hand.find("\nlr = 0.001\n");
+  ASSERT_NE(at, std::string::npos);
+  hand.replace(at, 12, "\nlr   =   1e-3   # by hand\n");
+  EXPECT_FALSE(first_recipe_difference(canon({}), hand).has_value());
+  hand.replace(hand.find("1e-3"), 4, "2e-3");
+  EXPECT_TRUE(first_recipe_difference(canon({}), hand).has_value());
+}
+
+TEST(RecipeDifferenceTest, NamesTheFirstKeyInCanonicalOrderWithBothValues) {
+  auto d = first_recipe_difference(canon({}), canon({"optim.lr=0.0003"}));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "optim.lr");
+  EXPECT_EQ(d->ours, "0.001");
+  EXPECT_EQ(d->theirs, "0.0003");
+  // Canonical order puts [model] before [data] (name order would say data.train first).
+  d = first_recipe_difference(canon({"data.train=other", "model.tied_embeddings=true"}), canon({}));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "model.tied_embeddings");
+  EXPECT_EQ(d->ours, "true");
+  EXPECT_EQ(d->theirs, "false");
+  d = first_recipe_difference(canon({"data.train=data/other dir"}), canon({}));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "data.train");
+  EXPECT_EQ(d->ours, "\"data/other dir\"");
+  EXPECT_EQ(d->theirs, "\"data/tiny\"");
+  d = first_recipe_difference(canon({"model.d_model=128"}), canon({}));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "model.d_model");
+  EXPECT_EQ(d->ours, "128");
+  EXPECT_EQ(d->theirs, "64");
+}
+
+TEST(RecipeDifferenceTest, IgnoredKeysAreSkippedAndOthersStillFound) {
+  const std::vector<std::string_view> ignore(std::begin(kResumeMutableKeys), std::end(kResumeMutableKeys));
+  const std::string base = canon({});
+  EXPECT_FALSE(first_recipe_difference(canon({"train.steps=99", "train.log_interval=5", "checkpoint.interval=2",
+                                              "checkpoint.keep=3", "data.val=elsewhere", "train.sample_tokens=9",
+                                              "train.sample_prompt=x", "train.eval_interval=4", "train.eval_batches=2"}),
+                                       base, ignore)
+                   .has_value());
+  auto d = first_recipe_difference(canon({"train.steps=99", "train.grad_accum=2"}), base, ignore);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "train.grad_accum");
+  d = first_recipe_difference(canon({"train.steps=99"}), base);  // nothing ignored
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "train.steps");
+  EXPECT_EQ(d->ours, "99");
+  EXPECT_EQ(d->theirs, "10");
+  // The list holds the keys trainer.h documents, and data.train is not among them.
+  for (const char* k : {"data.train", "optim.lr", "model.tied_embeddings", "model.d_model", "train.micro_batch"})
+    EXPECT_EQ(std::find(ignore.begin(), ignore.end(), k), ignore.end()) << k;
+}
+
+TEST(RecipeDifferenceTest, AbsentTypeChangedAndUnknownKeys) {
+  const std::string base = canon({});
+  // Seed present in one text only.
+  std::vector<std::string> seedless = kBase;
+  seedless[0] = "# no seed";
+  auto d = first_recipe_difference(base, canon({}, seedless));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "seed");
+  EXPECT_EQ(d->ours, "7");
+  EXPECT_EQ(d->theirs, "(absent)");
+  // Same number, other TOML type.
+  d = first_recipe_difference("[optim]\nlr = 1\n", "[optim]\nlr = 1.0\n");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "optim.lr");
+  EXPECT_EQ(d->ours, "1");
+  EXPECT_EQ(d->theirs, "1.0");
+  // A key no recipe knows is compared too, after the known ones.
+  d = first_recipe_difference(base + "\n[extra]\nx = 1\n", base);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "extra.x");
+  EXPECT_EQ(d->theirs, "(absent)");
+  // Text that is not TOML: ConfigError naming which text.
+  try {
+    first_recipe_difference(base, "[optim\nlr = ");
+    FAIL() << "parsed";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("#2"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace ssiat

@@ -19,60 +19,17 @@
 
 #include "core/checkpoint.h"
 #include "tests/common/cli.h"
+#include "tests/tools/cli_test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 using ssiat::testing::Cmd;
+using ssiat::testing::korean_corpus;
+using ssiat::testing::kRecipe;
 using ssiat::testing::run_cli;
 void write(const fs::path& p, const std::string& s) { ssiat::testing::write_file(p, s); }
-
-std::string korean_corpus(int paragraphs, int salt) {
-  const char* sents[] = {"리브레오피스는 자유 오피스 프로그램입니다.", "문서를 열고 저장하려면 파일 메뉴를 누르십시오.",
-                         "표 계산에서 셀을 선택하면 수식을 입력할 수 있습니다.", "글꼴과 단락 서식을 바꿀 수 있습니다.",
-                         "도움말 페이지에서 더 많은 정보를 찾으십시오.", "그림을 삽입하고 크기를 조절합니다."};
-  std::string s;
-  for (int p = 0; p < paragraphs; p++) {
-    for (int k = 0; k < 3; k++) s += sents[(p * 5 + k * 7 + salt) % 6], s += " ";
-    s += "\n\n";
-  }
-  return s;
-}
-
-const char* kRecipe = R"(seed = 77
-[model]
-vocab_size = 258
-n_layer = 2
-d_model = 32
-n_head = 4
-n_kv_head = 2
-d_ff = 64
-max_seq_len = 32
-
-[data]
-train = "prep/train"
-val = "prep/val"
-
-[train]
-steps = 40
-micro_batch = 4
-seq_len = 32
-eval_interval = 20
-eval_batches = 2
-log_interval = 10
-
-[optim]
-lr = 0.01
-min_lr = 0.001
-
-[schedule]
-kind = "cosine"
-warmup_steps = 4
-
-[checkpoint]
-interval = 3
-)";
 
 class CliTest : public ::testing::Test {
  protected:

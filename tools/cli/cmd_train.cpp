@@ -1,6 +1,9 @@
 // `ssiat train RECIPE --run-dir DIR [--set section.key=value]... [--stop-after N] [--resume]`
 // and `ssiat bench train-step RECIPE [--set ...] --steps N --warmup W` (one JSON line).
+// A train run stopped by SIGTERM/SIGINT/SIGUSR1 (core/signals.h) prints one line naming the step
+// and checkpoint and exits with 128 + the signal's number (143, 130, 138).
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/recipe.h"
+#include "core/signals.h"
 #include "core/trainer.h"
 #include "tools/cli/commands.h"
 
@@ -34,7 +38,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--run-dir", args->run_dir, "Run directory (seed log, metrics, checkpoints)")->required();
   cmd->add_option("--set", args->sets, "Override a recipe key: section.key=value (repeatable)");
   cmd->add_option("--stop-after", args->stop_after, "Stop after N steps (the schedule is unchanged)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, INT64_MAX));
   cmd->add_flag("--resume", args->resume, "Continue from the run directory's latest checkpoint");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines");
   cmd->callback([args] {
@@ -45,6 +49,13 @@ void add_train_command(CLI::App& app) {
     opt.resume = args->resume;
     opt.progress = !args->quiet;
     const TrainResult r = train(recipe, opt);
+    if (r.interrupted_by_signal) {
+      std::fprintf(stderr, "ssiat: %s received: finished step %lld/%lld, checkpoint %s written; resume with --resume\n",
+                   signal_name(r.interrupted_by_signal), static_cast<long long>(r.step),
+                   static_cast<long long>(recipe.train.steps), r.checkpoint.filename().c_str());
+      std::fflush(nullptr);
+      std::exit(128 + r.interrupted_by_signal);
+    }
     std::printf("trained %lld/%lld steps, loss %.4f", static_cast<long long>(r.step),
                 static_cast<long long>(recipe.train.steps), r.loss);
     if (r.val_loss) std::printf(", val loss %.4f", *r.val_loss);
@@ -60,8 +71,8 @@ void add_bench_command(CLI::App& app) {
   CLI::App* cmd = bench->add_subcommand("train-step", "Time training steps on random tokens");
   cmd->add_option("recipe", args->recipe, "Recipe (TOML); model and train sections are used")->required();
   cmd->add_option("--set", args->sets, "Override a recipe key: section.key=value (repeatable)");
-  cmd->add_option("--steps", args->steps, "Timed steps")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", args->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", args->steps, "Timed steps")->check(CLI::Range(int64_t{1}, INT64_MAX));
+  cmd->add_option("--warmup", args->warmup, "Untimed steps first")->check(CLI::Range(int64_t{0}, INT64_MAX));
   cmd->callback([args] {
     const Recipe recipe = load_recipe(args->recipe, args->sets);
     const BenchResult r = bench_train_step(recipe, args->steps, args->warmup);

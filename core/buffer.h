@@ -1,14 +1,50 @@
 // A flat, 64-byte-aligned, zero-initialised buffer of T: the storage of parameters, gradients,
 // optimizer moments and activations (DESIGN invariant 5: one contiguous buffer per kind).
+//
+// Size arithmetic is checked: checked_mul() throws instead of wrapping, and resize() throws
+// ResourceError naming the byte count when the allocation fails or cannot be expressed
+// (core/memory_plan.h refuses a recipe whose buffers do not fit before any is allocated).
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <new>
+#include <string>
+#include <string_view>
 #include <utility>
 
+#include "core/error.h"
+
 namespace ssiat {
+
+// a * b for non-negative sizes; throws ResourceError "<what>: size a*b overflows 64 bits".
+inline int64_t checked_mul(int64_t a, int64_t b, std::string_view what) {
+  int64_t r = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r))
+    throw ResourceError(std::string(what) + ": size " + std::to_string(a) + "*" + std::to_string(b) +
+                        " overflows 64-bit integers");
+  return r;
+}
+
+// a + b for non-negative sizes; throws ResourceError like checked_mul().
+inline int64_t checked_add(int64_t a, int64_t b, std::string_view what) {
+  int64_t r = 0;
+  if (a < 0 || b < 0 || __builtin_add_overflow(a, b, &r))
+    throw ResourceError(std::string(what) + ": size " + std::to_string(a) + "+" + std::to_string(b) +
+                        " overflows 64-bit integers");
+  return r;
+}
+
+// Bytes a Buffer<T> of n elements allocates: n * sizeof(T) rounded up to 64; throws
+// ResourceError if that does not fit in int64.
+template <typename T>
+int64_t buffer_bytes(int64_t n) {
+  if (n <= 0) return 0;
+  const int64_t bytes = checked_mul(n, static_cast<int64_t>(sizeof(T)), "buffer");
+  if (bytes > INT64_MAX - 63) throw ResourceError("buffer: " + std::to_string(bytes) + " bytes overflow 64-bit integers");
+  return (bytes + 63) / 64 * 64;
+}
 
 template <typename T>
 class Buffer {
@@ -25,16 +61,21 @@ class Buffer {
   }
   ~Buffer() { std::free(data_); }
 
-  // Discards the contents; the new buffer is all zeros.
+  // Discards the contents; the new buffer is all zeros. Throws ResourceError (nothing held)
+  // if the memory cannot be had.
   void resize(int64_t n) {
     std::free(data_);
     data_ = nullptr;
     size_ = 0;
     if (n <= 0) return;
-    const size_t bytes = ((static_cast<size_t>(n) * sizeof(T) + 63) / 64) * 64;
-    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-    if (!data_) throw std::bad_alloc();
-    std::memset(data_, 0, bytes);
+    const int64_t bytes = buffer_bytes<T>(n);
+    data_ = static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(bytes)));
+    if (!data_) {
+      char gib[32];
+      std::snprintf(gib, sizeof gib, "%.1f", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+      throw ResourceError("out of memory: cannot allocate " + std::to_string(bytes) + " bytes (" + gib + " GiB)");
+    }
+    std::memset(data_, 0, static_cast<size_t>(bytes));
     size_ = n;
   }
   void zero() {

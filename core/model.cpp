@@ -31,7 +31,7 @@ Llama<T>::Llama(const ModelConfig& cfg) : cfg_(cfg) {
   F_ = cfg_.d_ff;
   V_ = cfg_.vocab_size;
   L_ = cfg_.n_layer;
-  QKV_ = (NH_ + 2 * NKV_) * HS_;
+  QKV_ = checked_mul(checked_add(NH_, checked_mul(2, NKV_, "model.n_kv_head"), "model.n_head"), HS_, "model.d_model");
   layout();
 }
 
@@ -41,11 +41,12 @@ void Llama<T>::layout() {
   const double std = cfg_.init_std;
   // Output projections into the residual stream are scaled by 1/sqrt(2L) (GPT-2, Megatron).
   const double std_out = cfg_.init_std / std::sqrt(2.0 * static_cast<double>(L_));
+  // Sizes are checked (core/buffer.h): a shape whose element count overflows throws naming the tensor.
   auto add = [&](const std::string& name, std::vector<int64_t> shape, InitSpec init, bool decay) {
     int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+    for (int64_t d : shape) n = checked_mul(n, d, name);
     views_.push_back(ParamView{name, std::move(shape), off, n, init, decay});
-    off += n;
+    off = checked_add(off, n, "model parameters");
     return off - n;
   };
   wte_ = add("model.embed_tokens.weight", {V_, C_}, InitSpec::normal(0.0, std), true);
@@ -104,8 +105,8 @@ double Llama<T>::flops_per_token(int64_t T_) const {
   double matmul = 0;
   for (const auto& v : views_)
     if (v.shape.size() == 2 && v.offset != wte_) matmul += static_cast<double>(v.numel);
-  if (cfg_.tied_embeddings) matmul += static_cast<double>(V_ * C_);
-  return 6.0 * matmul + 12.0 * static_cast<double>(L_ * C_ * T_);
+  if (cfg_.tied_embeddings) matmul += static_cast<double>(V_) * static_cast<double>(C_);
+  return 6.0 * matmul + 12.0 * static_cast<double>(L_) * static_cast<double>(C_) * static_cast<double>(T_);
 }
 
 template <typename T>
@@ -113,35 +114,43 @@ void Llama<T>::ensure_capacity(int64_t B, int64_t T_) {
   SSIAT_CHECK(B >= 1 && T_ >= 1 && T_ <= cfg_.max_seq_len)
       << "batch " << B << "x" << T_ << " exceeds model.max_seq_len " << cfg_.max_seq_len;
   if (B <= cap_B_ && T_ <= cap_T_) return;
-  cap_B_ = std::max(B, cap_B_);
-  cap_T_ = std::max(T_, cap_T_);
-  const int64_t N = cap_B_ * cap_T_, L = L_;
+  const int64_t cap_B = std::max(B, cap_B_), cap_T = std::max(T_, cap_T_);
+  // Every size is a checked product (core/memory_plan.cpp computes the same sizes from a recipe
+  // and refuses one that does not fit before the model is built).
+  auto n = [](std::initializer_list<int64_t> dims) {
+    int64_t r = 1;
+    for (int64_t d : dims) r = checked_mul(r, d, "model activations");
+    return r;
+  };
+  const int64_t N = n({cap_B, cap_T}), L = L_;
   inputs_.resize(N);
-  rope_cos_.resize(cfg_.max_seq_len * HS_ / 2);
-  rope_sin_.resize(cfg_.max_seq_len * HS_ / 2);
+  rope_cos_.resize(n({cfg_.max_seq_len, HS_ / 2}));
+  rope_sin_.resize(n({cfg_.max_seq_len, HS_ / 2}));
   k::rope_tables(rope_cos_.data(), rope_sin_.data(), cfg_.max_seq_len, HS_, cfg_.rope_theta);
-  res_.resize((L + 1) * N * C_);
-  resmid_.resize(L * N * C_);
-  ln1_.resize(L * N * C_);
-  ln2_.resize(L * N * C_);
-  rstd1_.resize(L * N);
-  rstd2_.resize(L * N);
-  qkv_.resize(L * N * QKV_);
-  att_.resize(L * N * NH_ * HS_);
-  lse_.resize(L * N * NH_);
-  gu_.resize(L * N * 2 * F_);
-  act_.resize(L * N * F_);
-  lnf_.resize(N * C_);
+  res_.resize(n({L + 1, N, C_}));
+  resmid_.resize(n({L, N, C_}));
+  ln1_.resize(n({L, N, C_}));
+  ln2_.resize(n({L, N, C_}));
+  rstd1_.resize(n({L, N}));
+  rstd2_.resize(n({L, N}));
+  qkv_.resize(n({L, N, QKV_}));
+  att_.resize(n({L, N, NH_, HS_}));
+  lse_.resize(n({L, N, NH_}));
+  gu_.resize(n({L, N, 2, F_}));
+  act_.resize(n({L, N, F_}));
+  lnf_.resize(n({N, C_}));
   rstdf_.resize(N);
-  logits_.resize(N * V_);
+  logits_.resize(n({N, V_}));
   losses_.resize(N);
-  proj_.resize(N * C_);
-  dres_.resize(N * C_);
-  dln_.resize(N * C_);
-  datt_.resize(N * NH_ * HS_);
-  dqkv_.resize(N * QKV_);
-  dgu_.resize(N * 2 * F_);
-  dact_.resize(N * F_);
+  proj_.resize(n({N, C_}));
+  dres_.resize(n({N, C_}));
+  dln_.resize(n({N, C_}));
+  datt_.resize(n({N, NH_, HS_}));
+  dqkv_.resize(n({N, QKV_}));
+  dgu_.resize(n({N, 2, F_}));
+  dact_.resize(n({N, F_}));
+  cap_B_ = cap_B;
+  cap_T_ = cap_T;
 }
 
 template <typename T>

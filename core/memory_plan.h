@@ -1,0 +1,86 @@
+// Memory plan: the bytes every buffer the trainer allocates needs, from a recipe alone, and the
+// check that refuses a recipe whose buffers cannot fit before anything is allocated.
+//
+// Items (f32 = 4 B; every Buffer rounded up to 64 B as core/buffer.h allocates it; P = number
+// of parameters, exactly Llama<float>::num_params(); N = micro_batch * T_cap tokens, T_cap =
+// train.seq_len, or longer when sampling after training grows the activations up to
+// model.max_seq_len):
+//   parameters, gradients, AdamW m, AdamW v   4 buffers of P floats (core/model.h, optimizer.h)
+//   logits                                   N * vocab_size floats
+//   layer activations                        per layer and token: residual, attention output,
+//                                            two norms, q|k|v, attention, log-sum-exp, gate|up,
+//                                            SwiGLU (core/model.h's buffers, times n_layer)
+//   head and backward scratch                per token: final norm, projection, dres, dln, datt,
+//                                            dqkv, dgu, dact, losses, input ids
+//   RoPE tables                              max_seq_len * head_dim floats
+//   batch buffers                            train (and eval) inputs/targets, int32
+//   sampling                                 vocab_size doubles (train.sample_tokens > 0)
+//   checkpoint being resumed                 3 * P floats (the loaded tensors)
+//   program                                  a fixed allowance for code, libraries, threads
+// Not counted: the data loader's tokens (they depend on the data, not the recipe) and kernels'
+// per-thread tiles (kilobytes).
+//
+// Every product is overflow-checked: a recipe whose sizes overflow 64-bit integers is refused
+// with ConfigError naming the key, e.g. "r.toml: model.vocab_size = 2000000000 with
+// train.micro_batch*train.seq_len = 9007199254740992 overflows the logits size". A plan that
+// exceeds the available memory is refused with ResourceError, one line: "r.toml: needs 37.2 GiB
+// (logits: train.micro_batch*train.seq_len*model.vocab_size*4 B = 31.0 GiB) but 21.5 GiB is
+// available (MemAvailable)".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/recipe.h"
+
+namespace ssiat {
+
+struct MemoryItem {
+  std::string name;     // "logits"
+  std::string formula;  // "train.micro_batch*train.seq_len*model.vocab_size*4 B"
+  int64_t bytes = 0;
+};
+
+struct MemoryPlan {
+  std::vector<MemoryItem> items;
+  int64_t total_bytes = 0;
+  int64_t num_params = 0;        // P
+  int64_t activation_bytes = 0;  // the model's activation buffers (layer, head/backward, RoPE, logits)
+  const MemoryItem& largest() const;
+};
+
+enum class PlanFor {
+  kTrain,   // `ssiat train` from step 0
+  kResume,  // `ssiat train --resume`: also the loaded checkpoint
+  kBench,   // `ssiat bench train-step`: one batch, no eval, no sampling
+};
+
+// Parameters of the model a ModelConfig describes (Llama<float>::num_params()), checked.
+int64_t count_params(const Recipe& recipe);
+
+// Needs recipe.model and recipe.train to be valid (ModelConfig/TrainConfig::validate()).
+MemoryPlan plan_memory(const Recipe& recipe, PlanFor use);
+
+// Memory this process may still use, and which limit set it: the least of /proc/meminfo
+// MemAvailable, the cgroup's memory limit minus its usage (v2 memory.max, v1
+// memory.limit_in_bytes) and RLIMIT_AS minus the current address space. nullopt if none of
+// them can be read.
+struct AvailableMemory {
+  int64_t bytes = 0;
+  std::string source;  // "MemAvailable", "cgroup memory.max", "RLIMIT_AS"
+};
+std::optional<AvailableMemory> available_memory();
+
+// Throws ResourceError (the one-line message above) if plan.total_bytes > avail.bytes.
+void check_memory(const Recipe& recipe, const MemoryPlan& plan, const AvailableMemory& avail);
+
+// plan_memory() then check_memory() against available_memory() (no check if unknown): the
+// one call train() and bench_train_step() make before allocating.
+void require_memory(const Recipe& recipe, PlanFor use);
+
+// "37.2 GiB", "512.0 MiB", "3.0 KiB", "17 B".
+std::string format_bytes(int64_t bytes);
+
+}  // namespace ssiat

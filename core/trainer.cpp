@@ -7,8 +7,11 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -18,11 +21,16 @@
 #include "core/checkpoint.h"
 #include "core/data.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/memory_plan.h"
 #include "core/model.h"
 #include "core/optimizer.h"
+#include "core/run_lock.h"
 #include "core/seed_registry.h"
+#include "kernels/matmul.h"
+#include "core/signals.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/utf8.h"
 
@@ -60,7 +68,9 @@ json build_info() {
           {"git_commit", SSIAT_GIT_COMMIT},
           {"compiler", __VERSION__},
           {"build_flags", "-O3 -march=x86-64-v3; core: -ffp-contract=off; kernels: -ffp-contract=fast"},
-          {"threads", omp_get_max_threads()}};
+          {"threads", omp_get_max_threads()},
+          // The OpenBLAS kernels in use (hardware class: bits depend on it, never on threads).
+          {"blas_core", kernels::cpu::blas_core_name()}};
 }
 
 // Init commitment: SHA-256 over "name\0leaf_sha256\n" of every tensor in buffer order, from the
@@ -89,17 +99,168 @@ std::vector<CheckpointTensor> checkpoint_tensors(Llama<float>& model, AdamW<floa
   return out;
 }
 
+// Copies every tensor of `ck` into the flat buffers; the checkpoint must hold exactly the
+// model's tensors (no missing, no extra, same shapes).
 void restore_tensors(const LoadedCheckpoint& ck, Llama<float>& model, AdamW<float>& opt, const fs::path& dir) {
-  for (const auto& v : model.views()) {
+  std::map<std::string, std::vector<int64_t>> expected;
+  for (const auto& v : model.views())
+    for (const auto& [group, base] : state_groups(model, opt)) expected[group + v.name] = v.shape;
+  check_checkpoint_tensors(ck, expected, dir);
+  for (const auto& v : model.views())
     for (const auto& [group, base] : state_groups(model, opt)) {
-      const std::string key = group + v.name;
-      auto it = ck.tensors.find(key);
-      if (it == ck.tensors.end()) throw IoError(dir.string() + ": checkpoint has no tensor '" + key + "'");
-      if (ck.shapes.at(key) != v.shape)
-        throw ConfigError(dir.string() + ": tensor '" + key + "' has another shape than the recipe's model");
-      std::copy(it->second.begin(), it->second.end(), base + v.offset);
+      const auto& t = ck.tensors.at(group + v.name);
+      std::copy(t.begin(), t.end(), base + v.offset);
     }
+}
+
+// ---- where a run starts (trainer.h "Resume") ----------------------------------------------
+
+// Where this invocation starts: decided, and every refusal thrown, before anything is written.
+struct StartPoint {
+  ResumePoint found;               // what find_resume_point saw (resuming a run only)
+  std::optional<uint64_t> seed;    // the run's recorded master seed, to be reused
+  bool continues_run = false;      // --resume on a directory that holds a run: a later segment
+  std::string note;                // one line for stderr, "" when there is nothing to say
+  const LoadedCheckpoint* checkpoint() const { return found.checkpoint ? &*found.checkpoint : nullptr; }
+};
+
+// A run directory "holds a run" once a segment has written anything of its own into it.
+bool holds_run(const fs::path& run) {
+  for (const char* f : {"checkpoints", "recipe.toml", "seeds.jsonl", "history.jsonl"})
+    if (fs::exists(run / f)) return true;
+  return false;
+}
+
+std::string mutable_keys_list() {
+  std::string s;
+  for (const auto k : kResumeMutableKeys) s += (s.empty() ? "" : ", ") + std::string(k);
+  return s;
+}
+
+// Refuses `recipe` if it differs from `recorded` (canonical TOML from `where`) in a key outside
+// kResumeMutableKeys; `seed` is checked against the master seed instead.
+void check_resumed_recipe(const Recipe& recipe, const std::string& recorded, const fs::path& run,
+                          const std::string& where) {
+  std::vector<std::string_view> ignore(std::begin(kResumeMutableKeys), std::end(kResumeMutableKeys));
+  ignore.push_back("seed");
+  std::optional<RecipeDifference> d;
+  try {
+    d = first_recipe_difference(recipe_to_toml(recipe), recorded, ignore);
+  } catch (const ConfigError& e) {
+    throw ConfigError(run.string() + ": --resume: the recipe recorded in " + where + " is unreadable: " + e.what());
   }
+  if (d)
+    throw ConfigError(run.string() + ": --resume: recipe key " + d->key + " is " + d->ours + " here but " + d->theirs +
+                      " in " + where + " (only " + mutable_keys_list() + " may change)");
+}
+
+// The master seed recorded in <run>/seeds.jsonl (its "master" record), nullopt if the file is
+// absent; IoError if it is there but holds no master seed.
+std::optional<uint64_t> recorded_seed(const fs::path& run) {
+  const fs::path path = run / "seeds.jsonl";
+  if (!fs::exists(path)) return std::nullopt;
+  std::istringstream in(read_whole_file(path));
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); n++) {
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("type", "") == "master" && j.contains("seed") &&
+        j["seed"].is_number_unsigned())
+      return j["seed"].get<uint64_t>();
+  }
+  throw IoError(path.string() + ": no master seed record (a line {\"type\":\"master\",\"seed\":N})");
+}
+
+// "; 2 other checkpoints are torn (step_00000007: REASON)" for rejected (torn) directories
+// beyond the one `latest` named.
+std::string other_rejected(const ResumePoint& rp, bool latest_named_one) {
+  const size_t skip = latest_named_one ? 1 : 0;
+  if (rp.rejected.size() <= skip) return "";
+  const auto& first = rp.rejected[skip];
+  const size_t n = rp.rejected.size() - skip;
+  return "; " + std::to_string(n) + (n == 1 ? " other checkpoint is" : " other checkpoints are") + " torn (" +
+         first.dir.filename().string() + ": " + first.reason + ")";
+}
+
+StartPoint find_start(const Recipe& recipe, const TrainOptions& opt) {
+  const fs::path& run = opt.run_dir;
+  StartPoint sp;
+  if (!opt.resume) {
+    if (fs::exists(run / "checkpoints"))
+      throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
+    return sp;
+  }
+  if (!holds_run(run)) {
+    sp.note = run.string() + ": nothing to resume (no checkpoints, recipe.toml or seed log); starting a new run";
+    return sp;
+  }
+  sp.continues_run = true;
+  sp.found = find_resume_point(run);
+  const bool latest_named_bad = sp.found.latest_rejected;
+  const std::string set_aside = sp.found.rejected.empty() ? "" : " (set aside as checkpoints/rejected-step_*)";
+  if (const LoadedCheckpoint* ck = sp.checkpoint()) {
+    const std::string name = sp.found.dir.filename().string();
+    if (ck->meta.recipe.empty())
+      throw ConfigError(sp.found.dir.string() + ": checkpoint records no recipe, so --resume cannot check this one");
+    check_resumed_recipe(recipe, ck->meta.recipe, run, "checkpoint " + name);
+    const int64_t per_step = recipe.train.micro_batch * recipe.train.grad_accum;
+    if (ck->meta.samples_seen != ck->meta.step * per_step)
+      throw ConfigError(sp.found.dir.string() + ": samples_seen = " + std::to_string(ck->meta.samples_seen) +
+                        " is not step × micro_batch × grad_accum = " + std::to_string(ck->meta.step * per_step));
+    sp.seed = ck->meta.master_seed;
+    if (!sp.found.latest_ok)
+      sp.note = run.string() + ": checkpoints/latest " + sp.found.latest_problem +
+                other_rejected(sp.found, latest_named_bad) + set_aside + "; resuming from " + name;
+  } else {
+    // No complete checkpoint: the run restarts from step 0 with its recorded recipe and seed.
+    if (fs::exists(run / "recipe.toml"))
+      check_resumed_recipe(recipe, read_whole_file(run / "recipe.toml"), run, (run / "recipe.toml").string());
+    sp.seed = recorded_seed(run);
+    if (!sp.seed && recipe.seed) sp.seed = recipe.seed;
+    sp.note = run.string() + ": checkpoints/latest " + sp.found.latest_problem +
+              other_rejected(sp.found, latest_named_bad) + set_aside + "; no complete checkpoint, restarting from step 0 " +
+              (sp.seed ? "with seed " + std::to_string(*sp.seed) : std::string("with a new seed from the OS"));
+  }
+  if (sp.seed && recipe.seed && *recipe.seed != *sp.seed)
+    throw ConfigError(run.string() + ": --resume: seed = " + std::to_string(*recipe.seed) +
+                      " differs from the run's master seed " + std::to_string(*sp.seed) +
+                      (sp.checkpoint() ? " in checkpoint " + sp.found.dir.filename().string() : " in seeds.jsonl"));
+  return sp;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// recipe.toml and run.json describe the run's first segment and are written once; every
+// segment (the first included) appends one line to history.jsonl.
+void record_segment(const fs::path& run, const Recipe& recipe, const StartPoint& sp, int64_t start_step) {
+  const std::string toml = recipe_to_toml(recipe);
+  const fs::path history = run / "history.jsonl";
+  std::string previous;
+  int64_t segment = 0;
+  if (sp.continues_run && fs::exists(history)) {
+    previous = read_whole_file(history);
+    if (!previous.empty() && previous.back() != '\n') previous += "\n";
+    segment = std::count(previous.begin(), previous.end(), '\n');
+  } else if (sp.continues_run) {
+    segment = 1;  // a run from before history.jsonl: its first segment is recipe.toml + run.json
+  }
+  if (!sp.continues_run || !fs::exists(run / "recipe.toml")) write_file_atomic(run / "recipe.toml", toml);
+  if (!sp.continues_run || !fs::exists(run / "run.json")) write_file_atomic(run / "run.json", build_info().dump(2) + "\n");
+  json line = {{"segment", segment},
+               {"start_step", start_step},
+               {"resumed_from", sp.checkpoint() ? json(sp.found.dir.filename().string()) : json(nullptr)},
+               {"recipe", toml},
+               {"recipe_sha256", sha256_hex(toml)},
+               {"build", build_info()},
+               {"time", utc_now()}};
+  if (!sp.note.empty()) line["note"] = sp.note;
+  write_file_atomic(history, previous + line.dump() + "\n");
 }
 
 // Mean loss over eval_batches micro-batches of the validation set (always the same windows).
@@ -161,7 +322,7 @@ std::string generate(Llama<float>& model, const tokenizer::Tokenizer& tok, const
 // Keeps the lines of metrics.jsonl whose step is <= last_step (after a resume).
 void truncate_metrics(const fs::path& path, int64_t last_step) {
   if (!fs::exists(path)) return;
-  std::ifstream in(path);
+  std::istringstream in(read_whole_file(path));  // checked reads: a read error is not an early EOF
   std::ostringstream kept;
   std::string line;
   while (std::getline(in, line)) {
@@ -175,29 +336,26 @@ void truncate_metrics(const fs::path& path, int64_t last_step) {
 }  // namespace
 
 TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
+  refuse_multi_rank_launch("train");
   recipe.validate();
+  require_memory(recipe, opt.resume ? PlanFor::kResume : PlanFor::kTrain);  // before any allocation
   const TrainConfig& tc = recipe.train;
   const fs::path run = opt.run_dir;
   SSIAT_CHECK(!run.empty()) << "--run-dir is required";
-  const auto latest = latest_checkpoint(run);
-  if (opt.resume && !latest)
-    throw ConfigError(run.string() + ": no checkpoint to resume from (checkpoints/latest missing)");
-  if (!opt.resume && fs::exists(run / "checkpoints"))
-    throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
+  // One writer per run directory: an existing one is locked before anything in it is read; a
+  // new one is created and locked just before the first write, so bad inputs still write nothing.
+  std::optional<RunLock> lock;
+  if (fs::exists(run)) lock.emplace(run);
+  const StartPoint start = find_start(recipe, opt);  // refuses a changed recipe; writes nothing
+  const LoadedCheckpoint* ck = start.checkpoint();
 
   // Inputs are opened before anything is written, so a bad path writes nothing.
   auto tok = open_tokenizer(recipe.tokenizer.kind, recipe.tokenizer.path);
   if (tok->vocab_size() > recipe.model.vocab_size)
     throw ConfigError(recipe.path + ": model.vocab_size = " + std::to_string(recipe.model.vocab_size) + " is smaller than the " +
                       tok->name() + " tokenizer's " + std::to_string(tok->vocab_size()) + " pieces");
-  std::optional<LoadedCheckpoint> ck;
-  if (latest) ck = read_checkpoint(*latest);
-  const uint64_t seed = ck ? ck->meta.master_seed : 0;
-  if (ck && recipe.seed && *recipe.seed != seed)
-    throw ConfigError("seed = " + std::to_string(*recipe.seed) + " differs from the checkpoint's master seed " +
-                      std::to_string(seed) + " in " + latest->string());
-  SeedRegistry reg = ck ? SeedRegistry(seed, recipe.seed ? SeedSource::kRecipe : SeedSource::kOs)
-                        : SeedRegistry::from_optional(recipe.seed);
+  SeedRegistry reg = start.seed ? SeedRegistry(*start.seed, recipe.seed ? SeedSource::kRecipe : SeedSource::kOs)
+                                : SeedRegistry::from_optional(recipe.seed);
   const PhiloxKey order_key = reg.stream_key("data/order");
   const PhiloxKey val_key = reg.stream_key("data/val_order");
   const PhiloxKey sample_key = reg.stream_key("sample");
@@ -230,18 +388,24 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   int64_t step = 0, samples = 0;
   std::string parent = init_digest;
   if (ck) {
-    restore_tensors(*ck, model, adamw, *latest);
+    restore_tensors(*ck, model, adamw, start.found.dir);
     step = ck->meta.step;
     samples = ck->meta.samples_seen;
     parent = ck->digest;
   }
 
+  if (!lock) {
+    lock.emplace(run);
+    if (fs::exists(run / "checkpoints"))  // another trainer created it since we looked
+      throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
+  }
+  if (!start.note.empty()) std::fprintf(stderr, "ssiat: %s\n", start.note.c_str());
+  if (start.continues_run) set_aside_rejected(run, start.found);
   fs::create_directories(run);
-  write_file_atomic(run / "recipe.toml", recipe_to_toml(recipe));
-  write_file_atomic(run / "run.json", build_info().dump(2) + "\n");
+  record_segment(run, recipe, start, step);
   reg.write(run / "seeds.jsonl");
   const fs::path metrics_path = run / "metrics.jsonl";
-  if (ck) truncate_metrics(metrics_path, step);
+  if (start.continues_run) truncate_metrics(metrics_path, step);
   else write_file_atomic(metrics_path, "");
   std::ofstream metrics(metrics_path, std::ios::app);
 
@@ -262,11 +426,16 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     meta.samples_seen = samples;
     meta.master_seed = reg.master_seed();
     meta.parent = parent;
-    meta.extra = {{"loss", result.loss}, {"recipe_sha256", sha256_hex(recipe_to_toml(recipe))}};
+    meta.recipe = recipe_to_toml(recipe);
+    meta.extra = {{"loss", result.loss}};  // the manifest records recipe_sha256 itself
     parent = write_checkpoint(run, meta, checkpoint_tensors(model, adamw));
+    result.checkpoint = latest_checkpoint(run).value_or(fs::path());
     if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
   };
 
+  // SIGTERM/SIGINT/SIGUSR1 from here on: finish the step, checkpoint, return (core/signals.h).
+  std::optional<StopSignals> stop;
+  stop.emplace();
   while (step < end) {
     const auto t0 = Clock::now();
     model.zero_grads();
@@ -277,6 +446,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
       loss += model.forward(x.data(), y.data(), B, T, Pass::kTrain, 1.0f / static_cast<float>(accum));
       model.backward();
     }
+    fault_point("step.after_backward");
     loss /= static_cast<double>(accum);
     SSIAT_CHECK(std::isfinite(loss)) << "loss is " << loss << " at step " << step + 1;
     const double gnorm = adamw.clip(model.grads(), model.num_params());
@@ -300,7 +470,11 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
       result.val_loss = evaluate(model, *val_data, tc);
       m["val_loss"] = *result.val_loss;
     }
+    errno = 0;
     metrics << m.dump() << "\n" << std::flush;
+    if (!metrics)  // e.g. a full disk: never drop metrics silently
+      throw IoError(metrics_path.string() + ": write failed at step " + std::to_string(step) +
+                    (errno ? ": " + errno_message(errno) : std::string()));
     if (opt.progress && (step % tc.log_interval == 0 || step == end)) {
       std::fprintf(stderr, "step %lld/%lld | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | %.1f GFLOP/s | ETA %s%s\n",
                    static_cast<long long>(step), static_cast<long long>(tc.steps), loss, lr, gnorm,
@@ -308,8 +482,15 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
                    format_duration(step_time_avg * static_cast<double>(end - step)).c_str(),
                    m.contains("val_loss") ? (" | val " + std::to_string(m["val_loss"].get<double>())).c_str() : "");
     }
-    if ((recipe.checkpoint.interval > 0 && step % recipe.checkpoint.interval == 0) || step == end) save(step);
+    const bool saved = (recipe.checkpoint.interval > 0 && step % recipe.checkpoint.interval == 0) || step == end;
+    if (saved) save(step);
+    if (const int sig = stop->received()) {
+      if (!saved) save(step);
+      result.interrupted_by_signal = sig;
+      return result;  // no sample: the run stops here and resumes later
+    }
   }
+  stop.reset();  // a signal from here on ends the process at once (every checkpoint is written)
 
   if (step == tc.steps && tc.sample_tokens > 0) {
     result.sample = generate(model, *tok, tc.sample_prompt, tc.sample_tokens, sample_key);
@@ -320,6 +501,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
 
 BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup) {
   recipe.model.validate();
+  recipe.train.validate();
+  require_memory(recipe, PlanFor::kBench);
   const TrainConfig& tc = recipe.train;
   SeedRegistry reg = SeedRegistry::from_optional(recipe.seed.value_or(0));
   Llama<float> model(recipe.model);

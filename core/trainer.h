@@ -1,16 +1,54 @@
 // The training loop: recipe -> run directory (DESIGN "Flow").
 //
 // A run directory holds
-//   recipe.toml      the effective recipe (file + --set overrides + defaults), canonical TOML
-//   run.json         framework version, git commit, compiler, build flags, threads
+//   recipe.toml      the effective recipe (file + --set overrides + defaults) of the run's
+//                    first segment, canonical TOML; a resume never rewrites it
+//   run.json         build of the first segment: version, git commit, compiler, flags, threads
+//   history.jsonl    one JSON object per segment (an invocation of train()): {"segment": 0, 1,
+//                    ..., "start_step", "resumed_from": "step_<N>" | null, "recipe": canonical
+//                    TOML, "recipe_sha256", "build": as run.json, "time": UTC ISO-8601, "note"
+//                    if the start needed one}; appended atomically (whole file rewritten)
 //   seeds.jsonl      the seed registry's log (core/seed_registry.h): master seed, streams,
 //                    every tensor's init spec and initial SHA-256, the init commitment, data
 //   metrics.jsonl    one JSON object per step: step, loss, lr, grad_norm, tokens_per_s,
 //                    gflops, elapsed_s (+ val_loss on evaluation steps)
-//   checkpoints/     core/checkpoint.h; `latest` names the newest complete one
+//   checkpoints/     core/checkpoint.h; `latest` names the newest complete one; a torn
+//                    checkpoint passed over on resume is kept as rejected-step_<N>[.k]
 //   sample.txt       the generated sample, if train.sample_tokens > 0
+//   .lock            held by the one live writer (core/run_lock.h): pid and host
+// One writer per run directory: train() refuses a multi-rank launch and a directory another
+// process holds. SIGTERM/SIGINT/SIGUSR1 end the run after the current step with a checkpoint
+// (TrainResult::interrupted_by_signal; core/signals.h).
 // Determinism (invariant 4): for the same recipe, build and machine class, N steps straight and
 // k steps + resume + N-k steps give byte-identical tensors.
+//
+// Resume (--resume), decided before anything is written; every refusal is one ConfigError line:
+//   - The checkpoint: the one `latest` names if it verifies (core/checkpoint.h "Reading"). What
+//     happens otherwise depends on the failure's class:
+//       torn (what a crash leaves: `latest` missing, malformed or dangling; manifest.json or
+//         state.h5 missing, not JSON, not v2, not HDF5, truncated): the newest step_<N> that
+//         verifies is used, with one line on stderr saying why and which; the torn directories
+//         are set aside as rejected-step_<N> and `latest` repointed (find_resume_point,
+//         set_aside_rejected), only once every check below has passed;
+//       read error (ReadError: the OS failed a read, e.g. EIO): the run stops with that line
+//         (file and byte offset), non-zero exit, nothing renamed, `latest` unchanged;
+//       integrity failure (IntegrityError: an edited manifest field, named where it can be --
+//         step, samples_seen, recipe_sha256 -- else manifest_sha256; a tensor whose SHA-256 is
+//         not the manifest's, named): refused the same way, never skipped, with advice to move
+//         the directory aside to resume from the previous checkpoint.
+//   - Strict recipe: the effective recipe is compared key by key with the one the checkpoint
+//     records; any difference outside kResumeMutableKeys (core/recipe.h: train.steps,
+//     train.log_interval, train.eval_interval, train.eval_batches, train.sample_tokens,
+//     train.sample_prompt, checkpoint.interval, checkpoint.keep, data.val) is refused naming the
+//     first differing key, both values and the checkpoint. `seed`, if given, must equal the
+//     checkpoint's master seed. The checkpoint must hold exactly the model's tensors (shapes
+//     included) and samples_seen = step × micro_batch × grad_accum.
+//   - No complete checkpoint (none, or all torn): the run restarts from step 0 with its
+//     recorded seed (seeds.jsonl; the recipe's if none was logged), after the same recipe check
+//     against recipe.toml, and says so on stderr; the result is a fresh run's, bit for bit.
+//   - A directory with no run in it (no checkpoints/, recipe.toml, seeds.jsonl or
+//     history.jsonl; e.g. a first job of a requeued script): a new run starts, with a note on
+//     stderr, so `--resume` may always be passed.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +72,10 @@ struct TrainResult {
   double loss = 0;   // training loss of the last step
   std::optional<double> val_loss;
   std::string sample;
+  // A stop signal (core/signals.h) ended this invocation early: its number (e.g. SIGTERM); the
+  // step it finished is `step` and the checkpoint written for it is `checkpoint`.
+  int interrupted_by_signal = 0;
+  std::filesystem::path checkpoint;  // the last checkpoint this invocation wrote (empty: none)
 };
 
 TrainResult train(const Recipe& recipe, const TrainOptions& opt);

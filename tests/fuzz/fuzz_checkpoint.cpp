@@ -27,28 +27,16 @@
 #include "core/error.h"
 #include "core/hash.h"
 
+#include "tests/fuzz/fuzz_util.h"
+
 namespace {
+
+using ssiat::fuzz::escaped;
 
 constexpr const char* kPath = "run/checkpoints/step_00000001/manifest.json";
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 [[noreturn]] void fail(const char* property, std::string_view input, const std::string& detail) {
-  std::fprintf(stderr, "fuzz_checkpoint: property %s violated: %s\ninput: \"%s\"\n", property, detail.c_str(),
-               escaped(input).c_str());
-  std::abort();
+  ssiat::fuzz::fail("fuzz_checkpoint", property, input, detail);
 }
 
 // The bytes with their self-digest recomputed, or the bytes unchanged if they are not a shallow

@@ -24,26 +24,14 @@
 #include "core/error.h"
 #include "core/recipe.h"
 
+#include "tests/fuzz/fuzz_util.h"
+
 namespace {
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+using ssiat::fuzz::escaped;
 
 [[noreturn]] void fail(const char* property, std::string_view input, const std::string& detail) {
-  std::fprintf(stderr, "fuzz_recipe: property %s violated: %s\ninput: \"%s\"\n", property, detail.c_str(),
-               escaped(input).c_str());
-  std::abort();
+  ssiat::fuzz::fail("fuzz_recipe", property, input, detail);
 }
 
 void check_one_line(const ssiat::Error& e, std::string_view input) {

@@ -30,6 +30,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/h5.h"
 #include "core/hash.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/utf8.h"
@@ -51,69 +52,10 @@ bool is_blank_line(std::string_view line) {
                      [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; });
 }
 
-// Owns one HDF5 identifier and closes it with the matching H5*close.
-class H5Id {
- public:
-  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Id(const H5Id&) = delete;
-  H5Id& operator=(const H5Id&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  hid_t release() {
-    const hid_t id = id_;
-    id_ = -1;
-    return id;
-  }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-// Silences HDF5's automatic error-stack printing (errors become one-line IoErrors instead) for
-// its lifetime; the stack itself is still recorded for h5_cause().
-class H5Quiet {
- public:
-  H5Quiet() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~H5Quiet() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-  H5Quiet(const H5Quiet&) = delete;
-  H5Quiet& operator=(const H5Quiet&) = delete;
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
-// The operating system's message recorded on HDF5's error stack by its file driver (e.g.
-// "Input/output error", "No space left on device"), or "" if there is none.
-std::string h5_cause() {
-  std::string cause;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_DOWNWARD,
-      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
-        auto* c = static_cast<std::string*>(out);
-        if (!c->empty() || !e->desc) return 0;
-        const std::string_view d(e->desc);
-        const size_t at = d.find("error message = '");
-        if (at == std::string_view::npos) return 0;
-        const size_t b = at + 17, end = d.find('\'', b);
-        if (end != std::string_view::npos) *c = std::string(d.substr(b, end - b));
-        return 0;
-      },
-      &cause);
-  return cause;
-}
-
 void h5_check(bool ok, const fs::path& file, const char* what) {
   if (ok) return;
-  const std::string cause = h5_cause();
-  throw IoError(file.string() + ": HDF5 " + what + " failed" + (cause.empty() ? "" : ": " + cause));
+  const int err = h5_stack_errno();
+  throw IoError(file.string() + ": HDF5 " + what + " failed" + (err > 0 ? ": " + errno_message(err) : ""));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,13 +122,13 @@ InputFormat format_of(const PrepareOptions& opt, const fs::path& file) {
 // Shard writing
 
 void write_string_attr(hid_t obj, const char* name, const std::string& value, const fs::path& file) {
-  H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-  h5_check(type.ok() && H5Tset_size(type.get(), H5T_VARIABLE) >= 0 &&
+  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  h5_check(type.valid() && H5Tset_size(type.get(), H5T_VARIABLE) >= 0 &&
                H5Tset_cset(type.get(), H5T_CSET_UTF8) >= 0,
            file, "string type");
-  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Id attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  h5_check(attr.ok(), file, "attribute create");
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  h5_check(attr.valid(), file, "attribute create");
   const char* ptr = value.c_str();
   h5_check(H5Awrite(attr.get(), type.get(), &ptr) >= 0, file, "attribute write");
 }
@@ -194,12 +136,12 @@ void write_string_attr(hid_t obj, const char* name, const std::string& value, co
 void write_dataset(hid_t file_id, const char* name, hid_t file_type, hid_t mem_type, const void* data,
                    size_t n, const fs::path& file) {
   const hsize_t dims[1] = {static_cast<hsize_t>(n)};
-  H5Id space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  h5_check(space.ok() && dcpl.ok() && H5Pset_obj_track_times(dcpl.get(), false) >= 0, file, "dataset setup");
-  H5Id dset(H5Dcreate2(file_id, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+  H5Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  h5_check(space.valid() && dcpl.valid() && H5Pset_obj_track_times(dcpl.get(), false) >= 0, file, "dataset setup");
+  H5Handle dset(H5Dcreate2(file_id, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
             H5Dclose);
-  h5_check(dset.ok(), file, "dataset create");
+  h5_check(dset.valid(), file, "dataset create");
   h5_check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, file, "dataset write");
 }
 
@@ -208,16 +150,16 @@ void write_dataset(hid_t file_id, const char* name, hid_t file_type, hid_t mem_t
 // half-written file open (its exit handler would crash closing one).
 void write_shard(const fs::path& file, const std::vector<uint32_t>& tokens, const std::vector<uint64_t>& offsets,
                  const std::string& source_sha256, const std::string& tokenizer_digest) {
-  const H5Quiet quiet;
+  const H5QuietErrors quiet;
   std::vector<char> image;
   {
-    H5Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
-    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    h5_check(fcpl.ok() && fapl.ok() && H5Pset_obj_track_times(fcpl.get(), false) >= 0 &&
+    H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+    H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    h5_check(fcpl.valid() && fapl.valid() && H5Pset_obj_track_times(fcpl.get(), false) >= 0 &&
                  H5Pset_fapl_core(fapl.get(), size_t{1} << 20, false) >= 0,
              file, "file setup");
-    H5Id f(H5Fcreate(file.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()), H5Fclose);
-    h5_check(f.ok(), file, "file create");
+    H5Handle f(H5Fcreate(file.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()), H5Fclose);
+    h5_check(f.valid(), file, "file create");
     write_dataset(f.get(), "tokens", H5T_STD_U32LE, H5T_NATIVE_UINT32, tokens.data(), tokens.size(), file);
     write_dataset(f.get(), "doc_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, offsets.data(), offsets.size(), file);
     write_string_attr(f.get(), "source_sha256", source_sha256, file);
@@ -474,7 +416,7 @@ DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key
   }
   tokens_.reserve(static_cast<size_t>(total));
 
-  const H5Quiet quiet;
+  const H5QuietErrors quiet;
   for (const auto& [file, expect_tokens] : shards) {
     hid_t fid = -1, did = -1;
     H5E_BEGIN_TRY {
@@ -482,15 +424,15 @@ DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key
       if (fid >= 0) did = H5Dopen2(fid, "tokens", H5P_DEFAULT);
     }
     H5E_END_TRY;
-    H5Id f(fid, H5Fclose);
-    H5Id d(did, H5Dclose);
-    if (!f.ok()) {
-      const std::string cause = h5_cause();
-      throw IoError(file.string() + ": cannot open as HDF5" + (cause.empty() ? " (not an HDF5 file?)" : ": " + cause));
+    H5Handle f(fid, H5Fclose);
+    H5Handle d(did, H5Dclose);
+    if (!f.valid()) {
+      const int err = h5_stack_errno();
+      throw IoError(file.string() + ": cannot open as HDF5" + (err > 0 ? ": " + errno_message(err) : " (not an HDF5 file?)"));
     }
-    if (!d.ok()) throw IoError(file.string() + ": no dataset \"tokens\"");
-    H5Id type(H5Dget_type(d.get()), H5Tclose);
-    H5Id space(H5Dget_space(d.get()), H5Sclose);
+    if (!d.valid()) throw IoError(file.string() + ": no dataset \"tokens\"");
+    H5Handle type(H5Dget_type(d.get()), H5Tclose);
+    H5Handle space(H5Dget_space(d.get()), H5Sclose);
     if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 4 ||
         H5Tget_sign(type.get()) != H5T_SGN_NONE)
       throw IoError(file.string() + ": dataset \"tokens\" is not uint32");

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/cli.h"
+
 namespace ssiat::testing {
 
 // `paragraphs` paragraphs of three sentences each, from six fixed Korean sentences; `salt` varies
@@ -68,6 +70,23 @@ warmup_steps = 4
 [checkpoint]
 interval = 3
 )";
+
+// A fresh `dir` holding train.txt and val.txt (korean_corpus with salts 0 and 3) and tiny.toml
+// (kRecipe): the inputs every CLI suite starts from.
+inline void write_tiny_inputs(const std::filesystem::path& dir, int train_paragraphs = 120, int val_paragraphs = 20) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  write_file(dir / "train.txt", korean_corpus(train_paragraphs, 0));
+  write_file(dir / "val.txt", korean_corpus(val_paragraphs, 3));
+  write_file(dir / "tiny.toml", kRecipe);
+}
+
+// `data prepare` of train.txt and val.txt into prep/train and prep/val (kRecipe's data paths);
+// true if both succeeded.
+inline bool prepare_tiny_data(const std::filesystem::path& dir) {
+  return run_cli(dir, "data prepare --input train.txt --out prep/train").status == 0 &&
+         run_cli(dir, "data prepare --input val.txt --out prep/val").status == 0;
+}
 
 // How a child ended (or that it did not within the deadline).
 struct ChildExit {

@@ -69,12 +69,8 @@ class IoFaults : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("ssiat_iof_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    write_file(dir_ / "train.txt", ssiat::testing::korean_corpus(120, 0));  // ~25 KB
-    write_file(dir_ / "val.txt", ssiat::testing::korean_corpus(20, 3));
+    ssiat::testing::write_tiny_inputs(dir_);  // train.txt ~25 KB
     write_file(dir_ / "lines.txt", slurp(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt"));  // ~87 KB
-    write_file(dir_ / "tiny.toml", ssiat::testing::kRecipe);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -87,10 +83,7 @@ class IoFaults : public ::testing::Test {
     r.err = slurp(child.err);
     return r;
   }
-  void prepare() {
-    ASSERT_EQ(run_cli(dir_, "data prepare --input train.txt --out prep/train").status, 0);
-    ASSERT_EQ(run_cli(dir_, "data prepare --input val.txt --out prep/val").status, 0);
-  }
+  void prepare() { ASSERT_TRUE(ssiat::testing::prepare_tiny_data(dir_)); }
   // Entries of `parent` whose name starts with "." (temporaries).
   std::vector<std::string> hidden(const fs::path& parent) {
     std::vector<std::string> v;

@@ -66,14 +66,8 @@ class Lifecycle : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("ssiat_lifecycle_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    ssiat::testing::write_file(dir_ / "train.txt", ssiat::testing::korean_corpus(120, 0));
-    ssiat::testing::write_file(dir_ / "val.txt", ssiat::testing::korean_corpus(20, 3));
-    ssiat::testing::write_file(dir_ / "tiny.toml", ssiat::testing::kRecipe);
-    setup_ok_ = ssiat::testing::run_cli(dir_, "data prepare --input train.txt --out prep/train").status == 0 &&
-                ssiat::testing::run_cli(dir_, "data prepare --input val.txt --out prep/val").status == 0 &&
-                succeeded(run("ref", train_args("ref")));
+    ssiat::testing::write_tiny_inputs(dir_);
+    setup_ok_ = ssiat::testing::prepare_tiny_data(dir_) && succeeded(run("ref", train_args("ref")));
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override { ASSERT_TRUE(setup_ok_) << "data prepare or the reference run failed in " << dir_; }

@@ -47,17 +47,10 @@ class MessagesCli : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("ssiat_msg_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    ssiat::testing::write_file(dir_ / "train.txt", ssiat::testing::korean_corpus(60, 0));
-    ssiat::testing::write_file(dir_ / "val.txt", ssiat::testing::korean_corpus(10, 3));
-    ssiat::testing::write_file(dir_ / "tiny.toml", ssiat::testing::kRecipe);
+    ssiat::testing::write_tiny_inputs(dir_, 60, 10);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  void prepare() {
-    ASSERT_EQ(run_cli(dir_, "data prepare --input train.txt --out prep/train").status, 0);
-    ASSERT_EQ(run_cli(dir_, "data prepare --input val.txt --out prep/val").status, 0);
-  }
+  void prepare() { ASSERT_TRUE(ssiat::testing::prepare_tiny_data(dir_)); }
   fs::path dir_;
 };
 

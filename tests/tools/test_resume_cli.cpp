@@ -46,17 +46,11 @@ class Resume : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("ssiat_resume_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    ssiat::testing::write_file(dir_ / "train.txt", ssiat::testing::korean_corpus(120, 0));
-    ssiat::testing::write_file(dir_ / "val.txt", ssiat::testing::korean_corpus(20, 3));
-    ssiat::testing::write_file(dir_ / "tiny.toml", ssiat::testing::kRecipe);
+    ssiat::testing::write_tiny_inputs(dir_);
     // The same recipe without a seed: the first segment draws one from the OS and logs it.
     const std::string text = ssiat::testing::kRecipe;
     ssiat::testing::write_file(dir_ / "noseed.toml", text.substr(text.find('\n') + 1));
-    setup_ok_ = run("data prepare --input train.txt --out prep/train").status == 0 &&
-                run("data prepare --input val.txt --out prep/val").status == 0 &&
-                run("train tiny.toml --run-dir straight" + kArgs).status == 0;
+    setup_ok_ = ssiat::testing::prepare_tiny_data(dir_) && run("train tiny.toml --run-dir straight" + kArgs).status == 0;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override { ASSERT_TRUE(setup_ok_) << "data prepare or the straight run failed in " << dir_; }

@@ -36,17 +36,10 @@ class CliTest : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("ssiat_cli_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    write(dir_ / "train.txt", korean_corpus(120, 0));
-    write(dir_ / "val.txt", korean_corpus(20, 3));
-    write(dir_ / "tiny.toml", kRecipe);
+    ssiat::testing::write_tiny_inputs(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  void prepare() {
-    ASSERT_EQ(run_cli(dir_, "data prepare --input train.txt --out prep/train").status, 0);
-    ASSERT_EQ(run_cli(dir_, "data prepare --input val.txt --out prep/val").status, 0);
-  }
+  void prepare() { ASSERT_TRUE(ssiat::testing::prepare_tiny_data(dir_)); }
   std::vector<nlohmann::json> metrics(const std::string& run) {
     std::vector<nlohmann::json> v;
     std::ifstream f(dir_ / run / "metrics.jsonl");

@@ -1,5 +1,7 @@
-// A flat, 64-byte-aligned, zero-initialised buffer of T: the storage of parameters, gradients,
-// optimizer moments and activations (DESIGN invariant 5: one contiguous buffer per kind).
+// A flat, zero-initialised buffer of T in host memory (64-byte aligned) or on a CUDA device
+// (cudaMalloc, 256-byte aligned): the storage of parameters, gradients, optimizer moments and
+// activations (DESIGN invariant 5: one contiguous buffer per kind). Allocated once at start-up;
+// element access (operator[]) is for host buffers only.
 //
 // Size arithmetic is checked: checked_mul() throws instead of wrapping, and resize() throws
 // ResourceError naming the byte count when the allocation fails or cannot be expressed
@@ -14,7 +16,9 @@
 #include <string_view>
 #include <utility>
 
+#include "core/device.h"
 #include "core/error.h"
+#include "kernels/device.h"
 
 namespace ssiat {
 
@@ -51,24 +55,38 @@ class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(int64_t n) { resize(n); }
+  Buffer(int64_t n, const Device& dev) { resize(n, dev); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  Buffer(Buffer&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), device_(o.device_) {}
   Buffer& operator=(Buffer&& o) noexcept {
     std::swap(data_, o.data_);
     std::swap(size_, o.size_);
+    std::swap(device_, o.device_);
     return *this;
   }
-  ~Buffer() { std::free(data_); }
+  ~Buffer() { release(); }
 
-  // Discards the contents; the new buffer is all zeros. Throws ResourceError (nothing held)
-  // if the memory cannot be had.
-  void resize(int64_t n) {
-    std::free(data_);
-    data_ = nullptr;
-    size_ = 0;
+  // Discards the contents; the new buffer is all zeros, in host memory (resize(n)) or on `dev`
+  // (cudaMalloc, zeroed on the device's stream). Throws ResourceError (nothing held) if the
+  // memory cannot be had.
+  void resize(int64_t n) { resize(n, Device{}); }
+  void resize(int64_t n, const Device& dev) {
+    release();
+    device_ = dev;
     if (n <= 0) return;
     const int64_t bytes = buffer_bytes<T>(n);
+    if (dev.kind == DeviceKind::kCuda) {
+      try {
+        data_ = static_cast<T*>(kernels::cuda::malloc_bytes(bytes));
+      } catch (const Error& e) {
+        throw ResourceError(e.what());
+      }
+      size_ = n;
+      kernels::cuda::memset_zero(data_, bytes, dev.stream);
+      return;
+    }
     data_ = static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(bytes)));
     if (!data_) {
       char gib[32];
@@ -79,17 +97,28 @@ class Buffer {
     size_ = n;
   }
   void zero() {
-    if (data_) std::memset(data_, 0, static_cast<size_t>(size_) * sizeof(T));
+    if (!data_) return;
+    if (device_.kind == DeviceKind::kCuda) kernels::cuda::memset_zero(data_, size_ * static_cast<int64_t>(sizeof(T)), device_.stream);
+    else std::memset(data_, 0, static_cast<size_t>(size_) * sizeof(T));
   }
   T* data() { return data_; }
   const T* data() const { return data_; }
   int64_t size() const { return size_; }
+  const Device& device() const { return device_; }
+  // Element access: host buffers only.
   T& operator[](int64_t i) { return data_[i]; }
   const T& operator[](int64_t i) const { return data_[i]; }
 
  private:
+  void release() noexcept {
+    if (device_.kind == DeviceKind::kCuda) kernels::cuda::free_bytes(data_);
+    else std::free(data_);
+    data_ = nullptr;
+    size_ = 0;
+  }
   T* data_ = nullptr;
   int64_t size_ = 0;
+  Device device_;
 };
 
 }  // namespace ssiat

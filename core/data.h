@@ -17,6 +17,8 @@
 // a Fisher-Yates shuffle driven by Philox (stream "data/order", counter (j, e, 0, 0)), spec in
 // docs/data.md. A rank r of R data-parallel ranks with micro-batch B takes global samples
 // [pos + r*B, pos + (r+1)*B) of each global batch of R*B; the position is the global sample count.
+// Range: every token is checked against the manifest's vocab_size when the shards are loaded, so
+// what fill() serves meets the kernels' precondition (ids in [0, V); kernels/embedding.h).
 #pragma once
 
 #include <cstdint>

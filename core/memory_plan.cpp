@@ -224,6 +224,21 @@ MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
     add("checkpoint being resumed", "3*num_params*4 B", product(r, "checkpoint", {{"3", 3, false}, P, {"4 B", kF32, false}}));
   add("program", "code, libraries and thread buffers", kProgramBytes);
 
+  // train.device = "cuda": the flat buffers and activations live on the GPU (cudaMalloc fails
+  // with a one-line ResourceError there); the host holds the init draw (P floats) and, for
+  // training, the copies of weights and moments a checkpoint is written from (3P floats).
+  if (r.train.device == DeviceKind::kCuda) {
+    std::erase_if(plan.items, [](const MemoryItem& it) {
+      for (const char* gpu : {"parameters", "gradients", "AdamW m", "AdamW v", "logits", "layer activations",
+                              "head and backward scratch", "RoPE tables"})
+        if (it.name == gpu) return true;
+      return false;
+    });
+    const int64_t k = use == PlanFor::kBench ? 1 : 4;
+    add("host copies (GPU run)", std::string(k == 1 ? "" : "4*") + "num_params*4 B",
+        product(r, "host copies", {{std::to_string(k), k, false}, P, {"4 B", kF32, false}}));
+  }
+
   for (const auto& it : plan.items) plan.total_bytes = sum(r, "total buffer", {plan.total_bytes, it.bytes});
   return plan;
 }

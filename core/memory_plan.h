@@ -17,6 +17,9 @@
 //   sampling                                 vocab_size doubles (train.sample_tokens > 0)
 //   checkpoint being resumed                 3 * P floats (the loaded tensors)
 //   program                                  a fixed allowance for code, libraries, threads
+// With train.device = "cuda" the plan is the host's: the flat buffers, logits, activations and
+// RoPE tables are on the GPU, replaced by "host copies (GPU run)" (4 * P floats; P for a bench).
+// train.recompute is not credited (the plan is an upper bound then).
 // Not counted: the data loader's tokens (they depend on the data, not the recipe) and kernels'
 // per-thread tiles (kilobytes).
 //

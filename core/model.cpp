@@ -3,27 +3,20 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/ops.h"
 #include "core/seed_registry.h"
-#include "kernels/attention.h"
-#include "kernels/crossentropy.h"
-#include "kernels/elementwise.h"
-#include "kernels/embedding.h"
-#include "kernels/matmul.h"
-#include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
-#include "kernels/swiglu.h"
 
 namespace ssiat {
 
-namespace k = kernels::cpu;
-
 template <typename T>
-Llama<T>::Llama(const ModelConfig& cfg) : cfg_(cfg) {
+Llama<T>::Llama(const ModelConfig& cfg, const ExecConfig& exec) : cfg_(cfg), exec_(exec) {
   cfg_.validate();
+  backend_ = Backend::create(exec.device, exec.ordinal, exec.precision);
   C_ = cfg_.d_model;
   NH_ = cfg_.n_head;
   NKV_ = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head;
@@ -66,8 +59,42 @@ void Llama<T>::layout() {
   }
   norm_ = add("model.norm.weight", {C_}, InitSpec::ones(), false);
   lm_head_ = cfg_.tied_embeddings ? wte_ : add("lm_head.weight", {V_, C_}, InitSpec::normal(0.0, std), true);
-  params_.resize(off);
-  grads_.resize(off);
+  const Device& dev = backend_->device();
+  params_.resize(off, dev);
+  grads_.resize(off, dev);
+  if (exec_.precision == Precision::kBf16) {
+    SSIAT_CHECK((std::is_same_v<T, float>)) << "bf16 working copies are kept for f32 masters only";
+    params_lp_.resize(off, dev);
+  }
+}
+
+template <typename T>
+void Llama<T>::refresh_working_copy() {
+  if constexpr (std::is_same_v<T, float>)
+    if (params_lp_.data()) ops::cast_to_bf16(*backend_, params_lp_.data(), params_.data(), params_.size());
+}
+
+template <typename T>
+void Llama<T>::copy_params_to_host(T* dst) const {
+  ops::download(*backend_, dst, params_.data(), params_.size());
+}
+
+template <typename T>
+void Llama<T>::copy_params_from_host(const T* src) {
+  ops::upload(*backend_, params_.data(), src, params_.size());
+  refresh_working_copy();
+}
+
+template <typename T>
+void Llama<T>::copy_grads_to_host(T* dst) const {
+  ops::download(*backend_, dst, grads_.data(), grads_.size());
+}
+
+template <typename T>
+void Llama<T>::copy_logits_to_host(T* dst, int64_t row0, int64_t rows) const {
+  SSIAT_CHECK(row0 >= 0 && rows >= 0 && row0 + rows <= cur_B_ * cur_T_)
+      << "logits rows [" << row0 << ", " << row0 + rows << ") outside the last forward's " << cur_B_ * cur_T_;
+  ops::download(*backend_, dst, logits_.data() + row0 * V_, rows * V_);
 }
 
 template <typename T>
@@ -80,9 +107,16 @@ const ParamView& Llama<T>::view(const std::string& name) const {
 template <typename T>
 std::vector<std::string> Llama<T>::init_weights(SeedRegistry& reg) {
   std::vector<std::string> hashes;
+  // Drawn on the host (the generator is the CPU's, docs/init.md) and uploaded to a device.
+  Buffer<T> staging;
+  T* base = params_.data();
+  if (backend_->kind() != DeviceKind::kCpu) {
+    staging.resize(params_.size());
+    base = staging.data();
+  }
   for (const auto& v : views_) {
     const std::string stream = "init/" + v.name;
-    T* dst = params_.data() + v.offset;
+    T* dst = base + v.offset;
     if (v.init.kind == InitKind::kZeros || v.init.kind == InitKind::kOnes) {
       init_fill(dst, 0, v.numel, v.init, PhiloxKey{});  // deterministic: no stream drawn
     } else {
@@ -97,6 +131,8 @@ std::vector<std::string> Llama<T>::init_weights(SeedRegistry& reg) {
     if (v.init.kind != InitKind::kZeros && v.init.kind != InitKind::kOnes) rec["stream"] = stream;
     reg.record(std::move(rec));
   }
+  if (staging.data()) ops::upload(*backend_, params_.data(), staging.data(), params_.size());
+  refresh_working_copy();
   return hashes;
 }
 
@@ -122,35 +158,80 @@ void Llama<T>::ensure_capacity(int64_t B, int64_t T_) {
     for (int64_t d : dims) r = checked_mul(r, d, "model activations");
     return r;
   };
-  const int64_t N = n({cap_B, cap_T}), L = L_;
-  inputs_.resize(N);
-  rope_cos_.resize(n({cfg_.max_seq_len, HS_ / 2}));
-  rope_sin_.resize(n({cfg_.max_seq_len, HS_ / 2}));
-  k::rope_tables(rope_cos_.data(), rope_sin_.data(), cfg_.max_seq_len, HS_, cfg_.rope_theta);
-  res_.resize(n({L + 1, N, C_}));
-  resmid_.resize(n({L, N, C_}));
-  ln1_.resize(n({L, N, C_}));
-  ln2_.resize(n({L, N, C_}));
-  rstd1_.resize(n({L, N}));
-  rstd2_.resize(n({L, N}));
-  qkv_.resize(n({L, N, QKV_}));
-  att_.resize(n({L, N, NH_, HS_}));
-  lse_.resize(n({L, N, NH_}));
-  gu_.resize(n({L, N, 2, F_}));
-  act_.resize(n({L, N, F_}));
-  lnf_.resize(n({N, C_}));
-  rstdf_.resize(N);
-  logits_.resize(n({N, V_}));
-  losses_.resize(N);
-  proj_.resize(n({N, C_}));
-  dres_.resize(n({N, C_}));
-  dln_.resize(n({N, C_}));
-  datt_.resize(n({N, NH_, HS_}));
-  dqkv_.resize(n({N, QKV_}));
-  dgu_.resize(n({N, 2, F_}));
-  dact_.resize(n({N, F_}));
+  const Device& dev = backend_->device();
+  const int64_t N = n({cap_B, cap_T}), L = L_, LA = exec_.recompute ? 1 : L_;
+  inputs_.resize(N, dev);
+  targets_.resize(N, dev);
+  // RoPE tables: computed on the host by the CPU kernel, then uploaded (the same angles everywhere).
+  const int64_t rope_n = n({cfg_.max_seq_len, HS_ / 2});
+  Buffer<T> host_cos(rope_n), host_sin(rope_n);
+  kernels::cpu::rope_tables(host_cos.data(), host_sin.data(), cfg_.max_seq_len, HS_, cfg_.rope_theta);
+  rope_cos_.resize(rope_n, dev);
+  rope_sin_.resize(rope_n, dev);
+  ops::upload(*backend_, rope_cos_.data(), host_cos.data(), rope_n);
+  ops::upload(*backend_, rope_sin_.data(), host_sin.data(), rope_n);
+  res_.resize(n({L + 1, N, C_}), dev);
+  resmid_.resize(n({L, N, C_}), dev);
+  ln1_.resize(n({LA, N, C_}), dev);
+  ln2_.resize(n({LA, N, C_}), dev);
+  rstd1_.resize(n({L, N}), dev);
+  rstd2_.resize(n({L, N}), dev);
+  qkv_.resize(n({LA, N, QKV_}), dev);
+  att_.resize(n({LA, N, NH_, HS_}), dev);
+  lse_.resize(n({LA, N, NH_}), dev);
+  gu_.resize(n({LA, N, 2, F_}), dev);
+  act_.resize(n({LA, N, F_}), dev);
+  lnf_.resize(n({N, C_}), dev);
+  rstdf_.resize(N, dev);
+  logits_.resize(n({N, V_}), dev);
+  losses_.resize(N, dev);
+  proj_.resize(n({N, C_}), dev);
+  dres_.resize(n({N, C_}), dev);
+  dln_.resize(n({N, C_}), dev);
+  datt_.resize(n({N, NH_, HS_}), dev);
+  dqkv_.resize(n({N, QKV_}), dev);
+  dgu_.resize(n({N, 2, F_}), dev);
+  dact_.resize(n({N, F_}), dev);
+  // CUDA: the GEMMs' bf16 operand scratch (inp and dout of the widest backward GEMM) and the
+  // ops' scratch (reductions over the parameters, embedding and RMSNorm backward).
+  const int64_t widest = std::max({QKV_ + C_, NH_ * HS_ + C_, 2 * F_ + C_, V_ + C_});
+  backend_->reserve(exec_.precision == Precision::kBf16 ? n({N, widest}) : 0,
+                    ops::scratch_bytes(*backend_, std::max(params_.size(), N), N, C_, V_));
   cap_B_ = cap_B;
   cap_T_ = cap_T;
+}
+
+// One decoder layer's forward for the current batch (reads res_[l], writes resmid_[l],
+// res_[l+1] and the layer's activations in slot(l)).
+template <typename T>
+void Llama<T>::layer_forward(int64_t l) {
+  const Backend& be = *backend_;
+  const int64_t B = cur_B_, T_ = cur_T_, N = B * T_, C = C_, s = slot(l);
+  const T eps = static_cast<T>(cfg_.norm_eps);
+  const T* w = params_.data();
+  const Layer& ly = layers_[l];
+  const T* res = res_.data() + l * N * C;         // (N, C) layer input
+  T* resmid = resmid_.data() + l * N * C;         // (N, C) after the attention block
+  T* next = res_.data() + (l + 1) * N * C;        // (N, C) layer output
+  T* ln1 = ln1_.data() + s * N * C;               // (N, C)
+  T* ln2 = ln2_.data() + s * N * C;               // (N, C)
+  T* qkv = qkv_.data() + s * N * QKV_;            // (N, QKV)
+  T* att = att_.data() + s * N * NH_ * HS_;       // (N, NH*HS)
+  T* lse = lse_.data() + s * N * NH_;             // (B, NH, T)
+  T* gu = gu_.data() + s * N * 2 * F_;            // (N, 2F)
+  T* act = act_.data() + s * N * F_;              // (N, F)
+  // attention block: resmid = res + o_proj(attn(rope(qkv_proj(norm(res)))))
+  ops::rmsnorm_forward(be, ln1, rstd1_.data() + l * N, res, w + ly.ln1, N, C, eps);
+  ops::matmul_forward(be, qkv, ln1, w + ly.qkv, lp(ly.qkv), N, C, QKV_);
+  ops::rope_forward(be, qkv, rope_cos_.data(), rope_sin_.data(), B, T_, NH_, NKV_, HS_);
+  ops::attention_forward(be, att, lse, qkv, B, T_, NH_, NKV_, HS_);
+  ops::matmul_forward(be, proj_.data(), att, w + ly.o, lp(ly.o), N, NH_ * HS_, C);
+  // MLP block: next = resmid + down(silu(gate(x)) * up(x)), x = norm(resmid)
+  ops::rmsnorm_residual_forward(be, resmid, ln2, rstd2_.data() + l * N, res, proj_.data(), w + ly.ln2, N, C, eps);
+  ops::matmul_forward(be, gu, ln2, w + ly.gu, lp(ly.gu), N, C, 2 * F_);
+  ops::swiglu_forward(be, act, gu, N, F_);
+  ops::matmul_forward(be, proj_.data(), act, w + ly.down, lp(ly.down), N, F_, C);
+  ops::add(be, next, resmid, proj_.data(), N * C);
 }
 
 template <typename T>
@@ -159,82 +240,62 @@ double Llama<T>::forward(const int32_t* inputs, const int32_t* targets, int64_t 
   ensure_capacity(B, T_);
   cur_B_ = B;
   cur_T_ = T_;
+  const Backend& be = *backend_;
   const int64_t N = B * T_, C = C_;
   const T eps = static_cast<T>(cfg_.norm_eps);
-  T* w = params_.data();
-  std::memcpy(inputs_.data(), inputs, static_cast<size_t>(N) * sizeof(int32_t));
+  const T* w = params_.data();
+  ops::upload(be, inputs_.data(), inputs, N);
+  if (pass != Pass::kLogits) ops::upload(be, targets_.data(), targets, N);
 
-  k::embedding_forward(res_.data(), inputs, w + wte_, N, C, V_);
-  for (int64_t l = 0; l < L_; l++) {
-    const Layer& ly = layers_[l];
-    T* res = res_.data() + l * N * C;
-    T* resmid = resmid_.data() + l * N * C;
-    T* ln1 = ln1_.data() + l * N * C;
-    T* ln2 = ln2_.data() + l * N * C;
-    T* qkv = qkv_.data() + l * N * QKV_;
-    T* att = att_.data() + l * N * NH_ * HS_;
-    T* gu = gu_.data() + l * N * 2 * F_;
-    T* act = act_.data() + l * N * F_;
-    // attention block: resmid = res + o_proj(attn(rope(qkv_proj(norm(res)))))
-    k::rmsnorm_forward(ln1, rstd1_.data() + l * N, res, w + ly.ln1, N, C, eps);
-    k::matmul_forward(qkv, ln1, w + ly.qkv, N, C, QKV_);
-    k::rope_forward(qkv, rope_cos_.data(), rope_sin_.data(), B, T_, NH_, NKV_, HS_);
-    k::attention_forward(att, lse_.data() + l * N * NH_, qkv, B, T_, NH_, NKV_, HS_);
-    k::matmul_forward(proj_.data(), att, w + ly.o, N, NH_ * HS_, C);
-    std::memcpy(resmid, res, static_cast<size_t>(N * C) * sizeof(T));
-    k::add_inplace(resmid, proj_.data(), N * C);
-    // MLP block: res_next = resmid + down(silu(gate(x)) * up(x)), x = norm(resmid)
-    k::rmsnorm_forward(ln2, rstd2_.data() + l * N, resmid, w + ly.ln2, N, C, eps);
-    k::matmul_forward(gu, ln2, w + ly.gu, N, C, 2 * F_);
-    k::swiglu_forward(act, gu, N, F_);
-    k::matmul_forward(proj_.data(), act, w + ly.down, N, F_, C);
-    T* next = res_.data() + (l + 1) * N * C;
-    std::memcpy(next, resmid, static_cast<size_t>(N * C) * sizeof(T));
-    k::add_inplace(next, proj_.data(), N * C);
-  }
-  k::rmsnorm_forward(lnf_.data(), rstdf_.data(), res_.data() + L_ * N * C, w + norm_, N, C, eps);
-  k::matmul_forward(logits_.data(), lnf_.data(), w + lm_head_, N, C, V_);
+  ops::embedding_forward(be, res_.data(), inputs_.data(), w + wte_, N, C, V_);
+  for (int64_t l = 0; l < L_; l++) layer_forward(l);
+  ops::rmsnorm_forward(be, lnf_.data(), rstdf_.data(), res_.data() + L_ * N * C, w + norm_, N, C, eps);
+  ops::matmul_forward(be, logits_.data(), lnf_.data(), w + lm_head_, lp(lm_head_), N, C, V_);
   if (pass == Pass::kLogits) return 0.0;
   if (pass == Pass::kTrain) {
-    k::crossentropy_fused(losses_.data(), logits_.data(), targets, N, V_, loss_scale / static_cast<T>(N));
+    ops::crossentropy_fused(be, losses_.data(), logits_.data(), targets_.data(), N, V_,
+                            loss_scale / static_cast<T>(N));
   } else {
-    k::crossentropy_forward(losses_.data(), logits_.data(), targets, N, V_);
+    ops::crossentropy_forward(be, losses_.data(), logits_.data(), targets_.data(), N, V_);
   }
-  double sum = 0;
-  for (int64_t i = 0; i < N; i++) sum += static_cast<double>(losses_[i]);
-  return sum / static_cast<double>(N);
+  return ops::sum(be, losses_.data(), N) / static_cast<double>(N);
 }
 
 template <typename T>
 void Llama<T>::backward() {
   const int64_t B = cur_B_, T_ = cur_T_, N = B * T_, C = C_;
   SSIAT_CHECK(N > 0) << "backward() without a training forward()";
+  const Backend& be = *backend_;
   const T* w = params_.data();
   T* g = grads_.data();
   T* dres = dres_.data();
   // LM head and final norm; dres accumulates d(residual stream) from here down.
-  k::matmul_backward(dln_.data(), g + lm_head_, logits_.data(), lnf_.data(), w + lm_head_, N, C, V_);
-  dres_.zero();
-  k::rmsnorm_backward(dres, g + norm_, dln_.data(), res_.data() + L_ * N * C, w + norm_, rstdf_.data(), N, C);
+  ops::matmul_backward(be, dln_.data(), g + lm_head_, logits_.data(), lnf_.data(), w + lm_head_, lp(lm_head_), N, C, V_);
+  ops::zero(be, dres, N * C);
+  ops::rmsnorm_backward(be, dres, g + norm_, dln_.data(), res_.data() + L_ * N * C, w + norm_, rstdf_.data(), N, C);
   for (int64_t l = L_ - 1; l >= 0; l--) {
+    if (exec_.recompute && l != L_ - 1) layer_forward(l);  // the last layer's slot is still current
     const Layer& ly = layers_[l];
+    const int64_t s = slot(l);
     const T* res = res_.data() + l * N * C;
     const T* resmid = resmid_.data() + l * N * C;
-    const T* qkv = qkv_.data() + l * N * QKV_;
-    const T* att = att_.data() + l * N * NH_ * HS_;
+    const T* qkv = qkv_.data() + s * N * QKV_;
+    const T* att = att_.data() + s * N * NH_ * HS_;
     // MLP block (dres is d res_next; the residual path passes it through unchanged)
-    k::matmul_backward(dact_.data(), g + ly.down, dres, act_.data() + l * N * F_, w + ly.down, N, F_, C);
-    k::swiglu_backward(dgu_.data(), dact_.data(), gu_.data() + l * N * 2 * F_, N, F_);
-    k::matmul_backward(dln_.data(), g + ly.gu, dgu_.data(), ln2_.data() + l * N * C, w + ly.gu, N, C, 2 * F_);
-    k::rmsnorm_backward(dres, g + ly.ln2, dln_.data(), resmid, w + ly.ln2, rstd2_.data() + l * N, N, C);
+    ops::matmul_backward(be, dact_.data(), g + ly.down, dres, act_.data() + s * N * F_, w + ly.down, lp(ly.down), N, F_, C);
+    ops::swiglu_backward(be, dgu_.data(), dact_.data(), gu_.data() + s * N * 2 * F_, N, F_);
+    ops::matmul_backward(be, dln_.data(), g + ly.gu, dgu_.data(), ln2_.data() + s * N * C, w + ly.gu, lp(ly.gu), N, C,
+                         2 * F_);
+    ops::rmsnorm_backward(be, dres, g + ly.ln2, dln_.data(), resmid, w + ly.ln2, rstd2_.data() + l * N, N, C);
     // attention block (dres is now d resmid)
-    k::matmul_backward(datt_.data(), g + ly.o, dres, att, w + ly.o, N, NH_ * HS_, C);
-    k::attention_backward(dqkv_.data(), datt_.data(), att, lse_.data() + l * N * NH_, qkv, B, T_, NH_, NKV_, HS_);
-    k::rope_backward(dqkv_.data(), rope_cos_.data(), rope_sin_.data(), B, T_, NH_, NKV_, HS_);
-    k::matmul_backward(dln_.data(), g + ly.qkv, dqkv_.data(), ln1_.data() + l * N * C, w + ly.qkv, N, C, QKV_);
-    k::rmsnorm_backward(dres, g + ly.ln1, dln_.data(), res, w + ly.ln1, rstd1_.data() + l * N, N, C);
+    ops::matmul_backward(be, datt_.data(), g + ly.o, dres, att, w + ly.o, lp(ly.o), N, NH_ * HS_, C);
+    ops::attention_backward(be, dqkv_.data(), datt_.data(), att, lse_.data() + s * N * NH_, qkv, B, T_, NH_, NKV_, HS_);
+    ops::rope_backward(be, dqkv_.data(), rope_cos_.data(), rope_sin_.data(), B, T_, NH_, NKV_, HS_);
+    ops::matmul_backward(be, dln_.data(), g + ly.qkv, dqkv_.data(), ln1_.data() + s * N * C, w + ly.qkv, lp(ly.qkv), N, C,
+                         QKV_);
+    ops::rmsnorm_backward(be, dres, g + ly.ln1, dln_.data(), res, w + ly.ln1, rstd1_.data() + l * N, N, C);
   }
-  k::embedding_backward(g + wte_, dres, inputs_.data(), N, C, V_);
+  ops::embedding_backward(be, g + wte_, dres, inputs_.data(), N, C, V_);
 }
 
 template class Llama<float>;

@@ -22,13 +22,23 @@
 // leaves d(loss * loss_scale)/dlogits in the logits buffer, and backward() then ACCUMULATES
 // (+=) every parameter's gradient into grads(); zero_grads() clears them. Activations are
 // sized for at most max_B * max_T tokens (ensure_capacity()).
+//
+// Device (core/device.h): every buffer lives on the Backend's device and every op goes through
+// core/ops.h, so this one definition runs on the CPU and on CUDA. params(), grads() and
+// logits() point into device memory; the copy_*() members move them to or from the host.
+// With Precision::kBf16 a bf16 working copy of the weights (same offsets) feeds the GEMMs;
+// copy_params_from_host() and the optimizer (core/optimizer.h) keep it equal to the masters.
+// Recompute (ExecConfig::recompute): only the residual stream and the norms' rstd are kept per
+// layer; backward() reruns each layer's forward first (the same ops, so the same bits).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/device.h"
 #include "core/init.h"
 #include "core/recipe.h"
 
@@ -47,12 +57,22 @@ struct ParamView {
 
 enum class Pass { kTrain, kEval, kLogits };
 
+// Where and how the model runs (recipe keys train.device, train.precision, train.recompute).
+struct ExecConfig {
+  DeviceKind device = DeviceKind::kCpu;
+  int ordinal = 0;
+  Precision precision = Precision::kF32;
+  bool recompute = false;
+};
+
 template <typename T>
 class Llama {
  public:
-  explicit Llama(const ModelConfig& cfg);
+  explicit Llama(const ModelConfig& cfg, const ExecConfig& exec = {});
 
   const ModelConfig& config() const { return cfg_; }
+  const ExecConfig& exec() const { return exec_; }
+  const Backend& backend() const { return *backend_; }
   const std::vector<ParamView>& views() const { return views_; }
   const ParamView& view(const std::string& name) const;
   int64_t num_params() const { return params_.size(); }
@@ -61,7 +81,16 @@ class Llama {
   T* grads() { return grads_.data(); }
   const T* grads() const { return grads_.data(); }
   void zero_grads() { grads_.zero(); }
+  // The bf16 working copy (nullptr unless Precision::kBf16).
+  kernels::bf16* params_lp() { return params_lp_.data(); }
 
+  // Host <-> device copies of the flat buffers (plain copies on the CPU). copy_params_from_host
+  // also refreshes the bf16 working copy.
+  void copy_params_to_host(T* dst) const;
+  void copy_params_from_host(const T* src);
+  void copy_grads_to_host(T* dst) const;
+  // rows [row0, row0 + rows) of the last forward's logits (N, V) into dst (rows, V).
+  void copy_logits_to_host(T* dst, int64_t row0, int64_t rows) const;
   // Draws every tensor from its stream "init/<name>" and records name, shape, dtype, init spec
   // and the SHA-256 of its initial bytes in the registry; returns those hashes in views() order.
   std::vector<std::string> init_weights(SeedRegistry& reg);
@@ -78,7 +107,7 @@ class Llama {
   // Accumulates gradients for the last kTrain forward.
   void backward();
 
-  // Logits of the last forward (B*T, V); valid after Pass::kEval or kLogits.
+  // Logits of the last forward (B*T, V), in device memory; valid after Pass::kEval or kLogits.
   const T* logits() const { return logits_.data(); }
 
  private:
@@ -86,21 +115,32 @@ class Llama {
     int64_t ln1, qkv, o, ln2, gu, down;  // offsets of the weights in the flat buffers
   };
   void layout();
+  void refresh_working_copy();
+  void layer_forward(int64_t l);
+  // The bf16 copy of the weight at `offset` (nullptr with f32 operands).
+  const kernels::bf16* lp(int64_t offset) const { return params_lp_.data() ? params_lp_.data() + offset : nullptr; }
+  // Layer slot of the per-layer activations: l, or 0 when they are recomputed.
+  int64_t slot(int64_t l) const { return exec_.recompute ? 0 : l; }
 
   ModelConfig cfg_;
+  ExecConfig exec_;
+  std::unique_ptr<Backend> backend_;
   int64_t C_, NH_, NKV_, HS_, F_, V_, L_, QKV_;
   std::vector<ParamView> views_;
   std::vector<Layer> layers_;
   int64_t wte_ = 0, norm_ = 0, lm_head_ = 0;
   Buffer<T> params_, grads_;
+  Buffer<kernels::bf16> params_lp_;  // bf16 working copy (Precision::kBf16 only)
 
   // Activations for cap_ = max tokens; per layer l, offsets l * (N * width).
   int64_t cap_B_ = 0, cap_T_ = 0;
   int64_t cur_B_ = 0, cur_T_ = 0;
-  Buffer<int32_t> inputs_;  // (N) the last forward's inputs, for the embedding backward
+  Buffer<int32_t> inputs_;   // (N) the last forward's inputs, for the embedding backward
+  Buffer<int32_t> targets_;  // (N)
   Buffer<T> rope_cos_, rope_sin_;               // (maxT, HS/2)
   Buffer<T> res_;                               // (L+1, N, C) residual stream at each layer input
   Buffer<T> resmid_;                            // (L, N, C) after the attention block
+  // Per-layer activations below are (L, ...), or (1, ...) under recompute (slot()).
   Buffer<T> ln1_, ln2_;                         // (L, N, C)
   Buffer<T> rstd1_, rstd2_;                     // (L, N)
   Buffer<T> qkv_;                               // (L, N, QKV), q and k rotated in place

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
+#include "core/ops.h"
 #include "kernels/adamw.h"
-#include "kernels/elementwise.h"
 
 namespace ssiat {
 
@@ -26,17 +26,18 @@ double lr_at(const OptimConfig& opt, const ScheduleConfig& sched, int64_t steps,
 
 template <typename T>
 double AdamW<T>::clip(T* grads, int64_t n) const {
-  const double norm = std::sqrt(kernels::cpu::sum_squares(grads, n));
+  const double norm = std::sqrt(ops::sum_squares(*be_, grads, n));
   if (cfg_.grad_clip > 0 && norm > cfg_.grad_clip) {
     // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6)
-    kernels::cpu::scale_inplace(grads, static_cast<T>(cfg_.grad_clip / (norm + 1e-6)), n);
+    ops::scale_inplace(*be_, grads, static_cast<T>(cfg_.grad_clip / (norm + 1e-6)), n);
   }
   return norm;
 }
 
 template <typename T>
-void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step) {
-  kernels::cpu::AdamWParams hp;
+void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step,
+                      kernels::bf16* params_lp) {
+  kernels::AdamWParams hp;
   hp.lr = lr;
   hp.beta1 = cfg_.beta1;
   hp.beta2 = cfg_.beta2;
@@ -44,9 +45,21 @@ void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& v
   hp.step = step;
   for (const auto& v : views) {
     hp.weight_decay = v.weight_decay ? cfg_.weight_decay : 0.0;
-    kernels::cpu::adamw_update(params + v.offset, grads + v.offset, m_.data() + v.offset, v_.data() + v.offset,
-                               v.numel, hp);
+    ops::adamw_update(*be_, params + v.offset, params_lp ? params_lp + v.offset : nullptr, grads + v.offset,
+                      m_.data() + v.offset, v_.data() + v.offset, v.numel, hp);
   }
+}
+
+template <typename T>
+void AdamW<T>::copy_moments_to_host(T* m, T* v) const {
+  ops::download(*be_, m, m_.data(), m_.size());
+  ops::download(*be_, v, v_.data(), v_.size());
+}
+
+template <typename T>
+void AdamW<T>::copy_moments_from_host(const T* m, const T* v) {
+  ops::upload(*be_, m_.data(), m, m_.size());
+  ops::upload(*be_, v_.data(), v, v_.size());
 }
 
 template class AdamW<float>;

@@ -1,7 +1,9 @@
 // AdamW over the model's flat buffers, global gradient-norm clipping, and LR schedules.
 //
-// The moments m, v are two flat buffers parallel to the parameters (DESIGN invariant 5). The
-// update runs view by view so that norms (ParamView::weight_decay == false) get no decay.
+// The moments m, v are two flat buffers parallel to the parameters (DESIGN invariant 5), on the
+// device of the Backend given (the model's; the CPU by default), and every op goes through
+// core/ops.h. The update runs view by view so that norms (ParamView::weight_decay == false) get
+// no decay; with a bf16 working copy (Llama::params_lp()) the same pass refreshes it.
 // Schedules (step counted from 0; lr_at(step) is the LR used by update number step + 1):
 //   warmup: lr * (step + 1) / warmup_steps for step < warmup_steps;
 //   cosine: then min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2, p = (step - warmup) / (steps - warmup);
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/device.h"
 #include "core/model.h"
 #include "core/recipe.h"
 
@@ -23,12 +26,20 @@ double lr_at(const OptimConfig& opt, const ScheduleConfig& sched, int64_t steps,
 template <typename T>
 class AdamW {
  public:
-  AdamW(const OptimConfig& cfg, int64_t num_params) : cfg_(cfg), m_(num_params), v_(num_params) {}
+  // `be` must outlive the optimizer.
+  AdamW(const OptimConfig& cfg, int64_t num_params, const Backend& be = Backend::host())
+      : cfg_(cfg), be_(&be), m_(num_params, be.device()), v_(num_params, be.device()) {}
 
   // Clips the gradients in place to cfg.grad_clip (if > 0) and returns the norm before clipping.
   double clip(T* grads, int64_t n) const;
-  // One update with learning rate lr; step counts updates from 1.
-  void update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step);
+  // One update with learning rate lr; step counts updates from 1. params_lp: the bf16 working
+  // copy to refresh (nullptr: none).
+  void update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step,
+              kernels::bf16* params_lp = nullptr);
+
+  // Host copies of the moments (plain copies on the CPU).
+  void copy_moments_to_host(T* m, T* v) const;
+  void copy_moments_from_host(const T* m, const T* v);
 
   T* m() { return m_.data(); }
   T* v() { return v_.data(); }
@@ -37,6 +48,7 @@ class AdamW {
 
  private:
   OptimConfig cfg_;
+  const Backend* be_;
   Buffer<T> m_, v_;
 };
 

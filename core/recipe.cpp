@@ -207,6 +207,28 @@ const KeySpec kKeys[] = {
     SSIAT_KEY(train, log_interval, kInt, int64_t, false),
     SSIAT_KEY(train, sample_tokens, kInt, int64_t, false),
     SSIAT_KEY(train, sample_prompt, kString, std::string, false),
+    {"train.device", Kind::kString, false,
+     [](Recipe& r, const Value& v) {
+       const auto& s = std::get<std::string>(v);
+       if (s != "cpu" && s != "cuda")
+         throw KeyError("train.device", "'train.device' = " + quote(s) + " is not a known device (must be \"cpu\" or \"cuda\")");
+       r.train.device = s == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
+     },
+     [](const Recipe& r) -> Value { return std::string(device_kind_name(r.train.device)); }},
+    {"train.precision", Kind::kString, false,
+     [](Recipe& r, const Value& v) {
+       const auto& s = std::get<std::string>(v);
+       if (s == "auto") r.train.precision.reset();
+       else if (s == "f32") r.train.precision = Precision::kF32;
+       else if (s == "bf16") r.train.precision = Precision::kBf16;
+       else
+         throw KeyError("train.precision",
+                        "'train.precision' = " + quote(s) + " is not a known precision (must be \"auto\", \"f32\" or \"bf16\")");
+     },
+     [](const Recipe& r) -> Value {
+       return r.train.precision ? std::string(precision_name(*r.train.precision)) : std::string("auto");
+     }},
+    SSIAT_KEY(train, recompute, kBool, bool, false),
     SSIAT_KEY(optim, lr, kFloat, double, true),
     SSIAT_KEY(optim, min_lr, kFloat, double, false),
     SSIAT_KEY(optim, beta1, kFloat, double, false),
@@ -576,6 +598,8 @@ void TrainConfig::validate() const {
   check_int("train.eval_batches", eval_batches, 1);
   check_int("train.log_interval", log_interval, 1);
   check_int("train.sample_tokens", sample_tokens, 0);
+  if (device == DeviceKind::kCpu && effective_precision() == Precision::kBf16)
+    out_of_range("train.precision", "\"bf16\"", "\"f32\" or \"auto\" with train.device = \"cpu\" (bf16 is the CUDA working copy)");
 }
 
 void OptimConfig::validate() const {

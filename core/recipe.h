@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device.h"
+
 namespace ssiat {
 
 struct ModelConfig {
@@ -73,6 +75,12 @@ struct TrainConfig {
   int64_t log_interval = 1;
   int64_t sample_tokens = 0;  // generate this many tokens after training (greedy); 0: none
   std::string sample_prompt;
+  DeviceKind device = DeviceKind::kCpu;   // "cpu" | "cuda" (core/device.h)
+  std::optional<Precision> precision;      // "f32" | "bf16"; "auto" (unset): bf16 on cuda, f32 on cpu
+  bool recompute = false;                  // recompute each layer's activations in backward
+  Precision effective_precision() const {
+    return precision.value_or(device == DeviceKind::kCuda ? Precision::kBf16 : Precision::kF32);
+  }
   void validate() const;
   bool operator==(const TrainConfig&) const = default;
 };
@@ -137,12 +145,13 @@ std::string recipe_to_toml(const Recipe& r);
 // what to log, evaluate, sample and keep, never what one update computes. `data.val` only feeds
 // evaluation. Changing `train.steps` re-times a cosine schedule from the resume point (wsd
 // keeps its constant phase), so the result equals a straight run of the new length only while
-// the schedules agree up to the resume step. `seed` is compared with the checkpoint's master
+// the schedules agree up to the resume step. `train.recompute` trades memory for time with the
+// same bits. `seed` is compared with the checkpoint's master
 // seed instead (absent: the checkpoint's seed is used).
 inline constexpr std::string_view kResumeMutableKeys[] = {
     "train.steps",       "train.log_interval",  "train.eval_interval", "train.eval_batches",
     "train.sample_tokens", "train.sample_prompt", "checkpoint.interval", "checkpoint.keep",
-    "data.val"};
+    "train.recompute",   "data.val"};
 
 // One key whose value differs between two recipe texts.
 struct RecipeDifference {

@@ -29,6 +29,7 @@
 #include "core/optimizer.h"
 #include "core/run_lock.h"
 #include "core/seed_registry.h"
+#include "kernels/device.h"
 #include "kernels/matmul.h"
 #include "core/signals.h"
 #include "tokenizer/bpe.h"
@@ -70,7 +71,20 @@ json build_info() {
           {"build_flags", "-O3 -march=x86-64-v3; core: -ffp-contract=off; kernels: -ffp-contract=fast"},
           {"threads", omp_get_max_threads()},
           // The OpenBLAS kernels in use (hardware class: bits depend on it, never on threads).
-          {"blas_core", kernels::cpu::blas_core_name()}};
+          {"blas_core", kernels::cpu::blas_core_name()},
+          {"cuda", kernels::cuda::compiled() ? kernels::cuda::runtime_versions() : "not built"}};
+}
+
+ExecConfig exec_config(const TrainConfig& tc) {
+  return ExecConfig{tc.device, 0, tc.effective_precision(), tc.recompute};
+}
+
+// Model FLOPs utilisation: achieved FLOP/s over the device's dense bf16 peak (CUDA; 0 when the
+// peak is unknown, e.g. on the CPU).
+double mfu(const Backend& be, double flops_per_s) {
+  if (be.kind() != DeviceKind::kCuda) return 0.0;
+  const double peak = kernels::cuda::peak_bf16_tflops(be.device().ordinal) * 1e12;
+  return peak > 0 ? flops_per_s / peak : 0.0;
 }
 
 // Init commitment: SHA-256 over "name\0leaf_sha256\n" of every tensor in buffer order, from the
@@ -87,30 +101,60 @@ std::string init_commitment(const Llama<float>& model, const std::vector<std::st
   return h.hex();
 }
 
-// The three flat buffers a checkpoint holds, by group name; a tensor is at base + view.offset.
-std::array<std::pair<const char*, float*>, 3> state_groups(Llama<float>& model, AdamW<float>& opt) {
-  return {{{"param/", model.params()}, {"adam_m/", opt.m()}, {"adam_v/", opt.v()}}};
-}
+// The three flat buffers a checkpoint holds (weights and the two moments) in host memory: the
+// model's and optimizer's own on the CPU; on a GPU, host copies that pull() refreshes before a
+// save and push() sends back after a restore.
+class HostState {
+ public:
+  HostState(Llama<float>& model, AdamW<float>& opt) : model_(model), opt_(opt) {
+    if (model.backend().kind() == DeviceKind::kCpu) {
+      groups_ = {{{"param/", model.params()}, {"adam_m/", opt.m()}, {"adam_v/", opt.v()}}};
+      return;
+    }
+    for (auto* b : {&params_, &m_, &v_}) b->resize(model.num_params());
+    groups_ = {{{"param/", params_.data()}, {"adam_m/", m_.data()}, {"adam_v/", v_.data()}}};
+  }
+  // By group name; a tensor is at base + view.offset.
+  const std::array<std::pair<const char*, float*>, 3>& groups() const { return groups_; }
+  void pull() {
+    if (!params_.data()) return;
+    model_.copy_params_to_host(params_.data());
+    opt_.copy_moments_to_host(m_.data(), v_.data());
+  }
+  void push() {
+    if (!params_.data()) return;
+    model_.copy_params_from_host(params_.data());
+    opt_.copy_moments_from_host(m_.data(), v_.data());
+  }
 
-std::vector<CheckpointTensor> checkpoint_tensors(Llama<float>& model, AdamW<float>& opt) {
+ private:
+  Llama<float>& model_;
+  AdamW<float>& opt_;
+  Buffer<float> params_, m_, v_;  // GPU runs only
+  std::array<std::pair<const char*, float*>, 3> groups_;
+};
+
+std::vector<CheckpointTensor> checkpoint_tensors(const Llama<float>& model, HostState& state) {
+  state.pull();
   std::vector<CheckpointTensor> out;
   for (const auto& v : model.views())
-    for (const auto& [group, base] : state_groups(model, opt)) out.push_back({group + v.name, v.shape, base + v.offset});
+    for (const auto& [group, base] : state.groups()) out.push_back({group + v.name, v.shape, base + v.offset});
   return out;
 }
 
 // Copies every tensor of `ck` into the flat buffers; the checkpoint must hold exactly the
 // model's tensors (no missing, no extra, same shapes).
-void restore_tensors(const LoadedCheckpoint& ck, Llama<float>& model, AdamW<float>& opt, const fs::path& dir) {
+void restore_tensors(const LoadedCheckpoint& ck, const Llama<float>& model, HostState& state, const fs::path& dir) {
   std::map<std::string, std::vector<int64_t>> expected;
   for (const auto& v : model.views())
-    for (const auto& [group, base] : state_groups(model, opt)) expected[group + v.name] = v.shape;
+    for (const auto& [group, base] : state.groups()) expected[group + v.name] = v.shape;
   check_checkpoint_tensors(ck, expected, dir);
   for (const auto& v : model.views())
-    for (const auto& [group, base] : state_groups(model, opt)) {
+    for (const auto& [group, base] : state.groups()) {
       const auto& t = ck.tensors.at(group + v.name);
       std::copy(t.begin(), t.end(), base + v.offset);
     }
+  state.push();
 }
 
 // ---- where a run starts (trainer.h "Resume") ----------------------------------------------
@@ -284,11 +328,12 @@ std::string generate(Llama<float>& model, const tokenizer::Tokenizer& tok, const
   if (ids.empty()) ids.push_back(tok.eos_id());
   const int64_t maxT = model.config().max_seq_len, V = model.config().vocab_size;
   std::vector<double> p(V);
+  std::vector<float> logits(V);
   for (int64_t i = 0; i < n_tokens; i++) {
     const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - maxT);
     const int64_t T = static_cast<int64_t>(ids.size()) - start;
     model.forward(ids.data() + start, nullptr, 1, T, Pass::kLogits);
-    const float* logits = model.logits() + (T - 1) * V;
+    model.copy_logits_to_host(logits.data(), T - 1, 1);
     double mx = -1e300, sum = 0;
     for (int64_t v = 0; v < V; v++) mx = std::max(mx, static_cast<double>(logits[v]));
     for (int64_t v = 0; v < V; v++) sum += (p[v] = std::exp((logits[v] - mx) / 0.8));
@@ -368,8 +413,9 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
                         "…, but the recipe's tokenizer (" + tok->name() + ") is " + tok->digest().substr(0, 12) +
                         "…; prepare the data with the same tokenizer");
 
-  Llama<float> model(recipe.model);
-  AdamW<float> adamw(recipe.optim, model.num_params());
+  Llama<float> model(recipe.model, exec_config(tc));
+  AdamW<float> adamw(recipe.optim, model.num_params(), model.backend());
+  HostState state(model, adamw);
   // Always: the seed log records the init even on resume.
   const std::string init_digest = init_commitment(model, model.init_weights(reg));
   reg.record({{"type", "init_commitment"}, {"sha256", init_digest}, {"scheme", "sha256(name\\0leaf_sha256\\n ...)/v0"}});
@@ -388,7 +434,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   int64_t step = 0, samples = 0;
   std::string parent = init_digest;
   if (ck) {
-    restore_tensors(*ck, model, adamw, start.found.dir);
+    restore_tensors(*ck, model, state, start.found.dir);
     step = ck->meta.step;
     samples = ck->meta.samples_seen;
     parent = ck->digest;
@@ -428,7 +474,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     meta.parent = parent;
     meta.recipe = recipe_to_toml(recipe);
     meta.extra = {{"loss", result.loss}};  // the manifest records recipe_sha256 itself
-    parent = write_checkpoint(run, meta, checkpoint_tensors(model, adamw));
+    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state));
     result.checkpoint = latest_checkpoint(run).value_or(fs::path());
     if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
   };
@@ -451,7 +497,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     SSIAT_CHECK(std::isfinite(loss)) << "loss is " << loss << " at step " << step + 1;
     const double gnorm = adamw.clip(model.grads(), model.num_params());
     const double lr = lr_at(recipe.optim, recipe.schedule, tc.steps, step);
-    adamw.update(model.params(), model.grads(), model.views(), lr, step + 1);
+    adamw.update(model.params(), model.grads(), model.views(), lr, step + 1, model.params_lp());
     step++;
     result.step = step;
     result.loss = loss;
@@ -464,6 +510,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
               {"grad_norm", gnorm},
               {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
               {"gflops", flops_per_step / dt / 1e9},
+              {"mfu", mfu(model.backend(), flops_per_step / dt)},
               {"elapsed_s", seconds_since(t_start)}};
     const bool last = step == tc.steps;
     if (val_data && ((tc.eval_interval > 0 && step % tc.eval_interval == 0) || last)) {
@@ -476,9 +523,13 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
       throw IoError(metrics_path.string() + ": write failed at step " + std::to_string(step) +
                     (errno ? ": " + errno_message(errno) : std::string()));
     if (opt.progress && (step % tc.log_interval == 0 || step == end)) {
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | %.1f GFLOP/s | ETA %s%s\n",
+      const double util = mfu(model.backend(), flops_per_step / dt);
+      char rate[64];
+      if (util > 0) std::snprintf(rate, sizeof rate, "MFU %.1f%%", 100.0 * util);
+      else std::snprintf(rate, sizeof rate, "%.1f GFLOP/s", flops_per_step / dt / 1e9);
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | %s | ETA %s%s\n",
                    static_cast<long long>(step), static_cast<long long>(tc.steps), loss, lr, gnorm,
-                   static_cast<double>(tokens_per_step) / dt, flops_per_step / dt / 1e9,
+                   static_cast<double>(tokens_per_step) / dt, rate,
                    format_duration(step_time_avg * static_cast<double>(end - step)).c_str(),
                    m.contains("val_loss") ? (" | val " + std::to_string(m["val_loss"].get<double>())).c_str() : "");
     }
@@ -505,8 +556,8 @@ BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup
   require_memory(recipe, PlanFor::kBench);
   const TrainConfig& tc = recipe.train;
   SeedRegistry reg = SeedRegistry::from_optional(recipe.seed.value_or(0));
-  Llama<float> model(recipe.model);
-  AdamW<float> adamw(recipe.optim, model.num_params());
+  Llama<float> model(recipe.model, exec_config(tc));
+  AdamW<float> adamw(recipe.optim, model.num_params(), model.backend());
   model.init_weights(reg);
   const int64_t B = tc.micro_batch, T = tc.seq_len, V = recipe.model.vocab_size;
   std::vector<int32_t> x(B * T), y(B * T);
@@ -521,11 +572,13 @@ BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup
     model.forward(x.data(), y.data(), B, T, Pass::kTrain);
     model.backward();
     adamw.clip(model.grads(), model.num_params());
-    adamw.update(model.params(), model.grads(), model.views(), recipe.optim.lr, s + 1);
+    adamw.update(model.params(), model.grads(), model.views(), recipe.optim.lr, s + 1, model.params_lp());
   };
   for (int64_t s = 0; s < warmup; s++) one_step(s);
+  model.backend().synchronize();
   const auto t0 = Clock::now();
   for (int64_t s = 0; s < steps; s++) one_step(warmup + s);
+  model.backend().synchronize();
   const double dt = seconds_since(t0);
   BenchResult r;
   r.step_ms = dt / static_cast<double>(std::max<int64_t>(1, steps)) * 1e3;
@@ -533,6 +586,10 @@ BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup
   r.peak_rss_mb = peak_rss_mb();
   r.params = model.num_params();
   r.threads = omp_get_max_threads();
+  r.device = model.backend().describe();
+  r.precision = std::string(precision_name(tc.effective_precision()));
+  r.flops_per_token = model.flops_per_token(T);
+  r.mfu = mfu(model.backend(), r.tokens_per_s * r.flops_per_token);
   return r;
 }
 

@@ -86,6 +86,10 @@ struct BenchResult {
   double peak_rss_mb = 0;
   int64_t params = 0;
   int threads = 0;
+  std::string device;           // Backend::describe()
+  std::string precision;        // "f32" | "bf16"
+  double flops_per_token = 0;   // Llama::flops_per_token(seq_len)
+  double mfu = 0;               // CUDA: model FLOP/s over the dense bf16 peak; 0 on the CPU
 };
 
 // Times full training steps (forward, backward, clip, AdamW) on random tokens drawn from the

@@ -5,10 +5,14 @@
 // Shapes: param, grad, m, v (n) — typically one named view of the flat buffers.
 // Contract: updates param, m, v in place; grad is read only. Element-wise, so the result does
 // not depend on the thread count.
+// CUDA: f32 master weights, gradients and moments; when param_lp is not null the same pass
+// writes the bf16 working copy param_lp[i] = bf16_from_float(param[i]) (same offsets).
 #pragma once
 #include <cstdint>
 
-namespace ssiat::kernels::cpu {
+#include "kernels/backend.h"
+
+namespace ssiat::kernels {
 
 struct AdamWParams {
   double lr = 1e-3;
@@ -19,7 +23,20 @@ struct AdamWParams {
   int64_t step = 1;
 };
 
+}  // namespace ssiat::kernels
+
+namespace ssiat::kernels::cpu {
+
+using kernels::AdamWParams;
+
 template <typename T>
 void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWParams& hp);
 
 }  // namespace ssiat::kernels::cpu
+
+namespace ssiat::kernels::cuda {
+
+void adamw_update(float* param, bf16* param_lp, const float* grad, float* m, float* v, int64_t n,
+                  const AdamWParams& hp, Stream s);
+
+}  // namespace ssiat::kernels::cuda

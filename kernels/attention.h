@@ -10,8 +10,13 @@
 // Contract: forward writes `=` into out and lse. backward writes `=` into all of dqkv
 // (q, k and v parts), in a fixed summation order (deterministic for any thread count).
 // NH must be a multiple of NKV.
+// CUDA: f32 storage and arithmetic, FlashAttention-2 tiling (Dao 2023, arXiv:2307.08691); the
+// backward computes dq per query tile and dk, dv per key tile, each a sum in a fixed order
+// (no atomics), so its bits do not depend on scheduling.
 #pragma once
 #include <cstdint>
+
+#include "kernels/backend.h"
 
 namespace ssiat::kernels::cpu {
 
@@ -24,3 +29,12 @@ void attention_backward(T* dqkv, const T* dout, const T* out, const T* lse, cons
                         int64_t T_, int64_t NH, int64_t NKV, int64_t HS);
 
 }  // namespace ssiat::kernels::cpu
+
+namespace ssiat::kernels::cuda {
+
+void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int64_t T_, int64_t NH, int64_t NKV,
+                       int64_t HS, Stream s);
+void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
+                        int64_t B, int64_t T_, int64_t NH, int64_t NKV, int64_t HS, Stream s);
+
+}  // namespace ssiat::kernels::cuda

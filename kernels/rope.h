@@ -9,8 +9,12 @@
 // Contract: forward rotates the NH query heads and NKV key heads in place (v untouched).
 // backward applies the inverse rotation in place to dqkv (gradient w.r.t. rotated q, k becomes
 // gradient w.r.t. the unrotated q, k); v's gradient is untouched. rope_tables writes `=`.
+// CUDA takes the tables the CPU's rope_tables computed (uploaded once), so both backends rotate
+// by the same angles.
 #pragma once
 #include <cstdint>
+
+#include "kernels/backend.h"
 
 namespace ssiat::kernels::cpu {
 
@@ -26,3 +30,12 @@ void rope_backward(T* dqkv, const T* cos, const T* sin, int64_t B, int64_t T_, i
                    int64_t HS);
 
 }  // namespace ssiat::kernels::cpu
+
+namespace ssiat::kernels::cuda {
+
+void rope_forward(float* qkv, const float* cos, const float* sin, int64_t B, int64_t T_, int64_t NH, int64_t NKV,
+                  int64_t HS, Stream s);
+void rope_backward(float* dqkv, const float* cos, const float* sin, int64_t B, int64_t T_, int64_t NH, int64_t NKV,
+                   int64_t HS, Stream s);
+
+}  // namespace ssiat::kernels::cuda

@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/backend.h"
+
 namespace ssiat::kernels::cpu {
 
 template <typename T>
@@ -16,3 +18,10 @@ template <typename T>
 void swiglu_backward(T* dinp, const T* dout, const T* inp, int64_t N, int64_t F);
 
 }  // namespace ssiat::kernels::cpu
+
+namespace ssiat::kernels::cuda {
+
+void swiglu_forward(float* out, const float* inp, int64_t N, int64_t F, Stream s);
+void swiglu_backward(float* dinp, const float* dout, const float* inp, int64_t N, int64_t F, Stream s);
+
+}  // namespace ssiat::kernels::cuda

@@ -36,6 +36,22 @@ double block_sum_squares(const T* __restrict x, int64_t n) {
 }  // namespace
 
 template <typename T>
+void add(T* out, const T* a, const T* b, int64_t n) {
+  SSIAT_CHECK(n >= 0) << "add: negative size n=" << n;
+  // No __restrict: out may alias a or b (element i reads a[i], b[i] before writing out[i]).
+#pragma omp parallel for simd schedule(static) if (n >= detail::kParallelMinWork)
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+template <typename T>
+double sum(const T* x, int64_t n) {
+  SSIAT_CHECK(n >= 0) << "sum: negative size n=" << n;
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += static_cast<double>(x[i]);
+  return s;
+}
+
+template <typename T>
 void add_inplace(T* x, const T* y, int64_t n) {
   SSIAT_CHECK(n >= 0) << "add_inplace: negative size n=" << n;
   T* __restrict xr = x;
@@ -69,6 +85,10 @@ double sum_squares(const T* x, int64_t n) {
   return total;
 }
 
+template void add<float>(float*, const float*, const float*, int64_t);
+template void add<double>(double*, const double*, const double*, int64_t);
+template double sum<float>(const float*, int64_t);
+template double sum<double>(const double*, int64_t);
 template void add_inplace<float>(float*, const float*, int64_t);
 template void add_inplace<double>(double*, const double*, int64_t);
 template void scale_inplace<float>(float*, float, int64_t);

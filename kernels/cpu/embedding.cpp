@@ -1,8 +1,7 @@
 // CPU token embedding (contract in kernels/embedding.h):
 //   forward   out[n, :] = wte[tokens[n], :]                       (writes `=`)
 //   backward  dwte[tokens[n], :] += dout[n, :]  for n = 0..N-1     (accumulates, rows in order)
-// Tokens are validated on the calling thread before any write (an exception cannot leave an
-// OpenMP region), so a bad token leaves every output untouched.
+// Tokens in [0, V) are a precondition (the data loader checks them; kernels/embedding.h).
 // backward is parallel over columns: each thread owns a slice of every dwte row and walks the
 // tokens in row order, so every dwte element receives its additions in the order n = 0..N-1
 // whatever the thread count, and no two threads write the same element.
@@ -16,22 +15,11 @@
 #include "kernels/cpu/cpu_util.h"
 
 namespace ssiat::kernels::cpu {
-namespace {
-
-void check_tokens(const char* op, const int32_t* tokens, int64_t N, int64_t V) {
-  for (int64_t n = 0; n < N; n++) {
-    SSIAT_CHECK(tokens[n] >= 0 && tokens[n] < V)
-        << op << ": token " << tokens[n] << " at index " << n << " is outside [0, " << V << ")";
-  }
-}
-
-}  // namespace
 
 template <typename T>
 void embedding_forward(T* out, const int32_t* tokens, const T* wte, int64_t N, int64_t C, int64_t V) {
   SSIAT_CHECK(N >= 0 && C >= 0 && V >= 0)
       << "embedding_forward: negative shape N=" << N << " C=" << C << " V=" << V;
-  check_tokens("embedding_forward", tokens, N, V);
 #pragma omp parallel for schedule(static) if (N * C >= detail::kParallelMinWork)
   for (int64_t n = 0; n < N; n++) {
     std::memcpy(out + n * C, wte + static_cast<int64_t>(tokens[n]) * C, sizeof(T) * C);
@@ -42,7 +30,6 @@ template <typename T>
 void embedding_backward(T* dwte, const T* dout, const int32_t* tokens, int64_t N, int64_t C, int64_t V) {
   SSIAT_CHECK(N >= 0 && C >= 0 && V >= 0)
       << "embedding_backward: negative shape N=" << N << " C=" << C << " V=" << V;
-  check_tokens("embedding_backward", tokens, N, V);
   // 16 elements = one 64-byte cache line of float: threads never share a line of a dwte row
   // (for 64-byte aligned rows).
   constexpr int64_t kAlign = 16;

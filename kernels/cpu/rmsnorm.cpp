@@ -13,6 +13,7 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/cpu_util.h"
+#include "kernels/elementwise.h"
 
 namespace ssiat::kernels::cpu {
 namespace {
@@ -91,6 +92,19 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
   }
 }
 
+template <typename T>
+void rmsnorm_residual_forward(T* res, T* out, T* rstd, const T* a, const T* b, const T* weight, int64_t N,
+                              int64_t C, T eps) {
+  SSIAT_CHECK(N >= 0 && C > 0) << "rmsnorm_residual_forward: bad shape N=" << N << " C=" << C;
+  SSIAT_CHECK(N <= INT64_MAX / C) << "rmsnorm_residual_forward: N*C overflows, N=" << N << " C=" << C;
+  add(res, a, b, N * C);
+  rmsnorm_forward(out, rstd, res, weight, N, C, eps);
+}
+
+template void rmsnorm_residual_forward<float>(float*, float*, float*, const float*, const float*, const float*,
+                                              int64_t, int64_t, float);
+template void rmsnorm_residual_forward<double>(double*, double*, double*, const double*, const double*,
+                                               const double*, int64_t, int64_t, double);
 template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, float);
 template void rmsnorm_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t,
                                       double);

@@ -101,6 +101,21 @@ TEST(MemoryPlan, UsesCountTheirOwnBuffers) {
   EXPECT_EQ(item(sampled, "sampling").bytes, 258 * 8);
 }
 
+// On a GPU the host keeps only the init draw and the checkpoint copies of weights and moments.
+TEST(MemoryPlan, GpuRunsPlanTheHostsCopiesOnly) {
+  Recipe r = tiny();
+  r.train.device = ssiat::DeviceKind::kCuda;
+  const int64_t P = count_params(r);
+  for (const PlanFor use : {PlanFor::kTrain, PlanFor::kBench}) {
+    const MemoryPlan plan = plan_memory(r, use);
+    for (const char* gone : {"parameters", "gradients", "AdamW m", "AdamW v", "logits", "layer activations"})
+      EXPECT_THROW(item(plan, gone), std::runtime_error) << gone;
+    EXPECT_EQ(item(plan, "host copies (GPU run)").bytes, (use == PlanFor::kBench ? 1 : 4) * P * 4);
+    const MemoryPlan cpu = plan_memory(tiny(), use);
+    EXPECT_LT(plan.total_bytes, cpu.total_bytes);
+  }
+}
+
 TEST(MemoryPlan, OverflowIsAConfigErrorNamingTheKey) {
   Recipe r = tiny();
   r.model.vocab_size = 2147483647;

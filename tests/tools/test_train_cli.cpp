@@ -19,6 +19,7 @@
 
 #include "core/checkpoint.h"
 #include "tests/common/cli.h"
+#include "kernels/device.h"
 #include "tests/tools/cli_test_util.h"
 
 namespace fs = std::filesystem;
@@ -129,6 +130,19 @@ TEST_F(CliTest, ResultsDoNotDependOnTheThreadCount) {
     EXPECT_EQ(0, std::memcmp(va.data(), b.tensors.at(key).data(), va.size() * sizeof(float))) << key;
 }
 
+// train.recompute reruns each layer's forward in backward with the same ops: the same bits.
+TEST_F(CliTest, RecomputeGivesTheSameBits) {
+  prepare();
+  const std::string set = " -q --set train.steps=3 --set schedule.warmup_steps=1 --set train.eval_interval=0";
+  ASSERT_EQ(run_cli(dir_, "train tiny.toml --run-dir keep" + set).status, 0);
+  ASSERT_EQ(run_cli(dir_, "train tiny.toml --run-dir recompute --set train.recompute=true" + set).status, 0);
+  const auto a = ssiat::read_checkpoint(*ssiat::latest_checkpoint(dir_ / "keep"));
+  const auto b = ssiat::read_checkpoint(*ssiat::latest_checkpoint(dir_ / "recompute"));
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [key, va] : a.tensors)
+    EXPECT_EQ(0, std::memcmp(va.data(), b.tensors.at(key).data(), va.size() * sizeof(float))) << key;
+}
+
 TEST_F(CliTest, RefusesToOverwriteARunWithoutResume) {
   prepare();
   ASSERT_EQ(run_cli(dir_, "train tiny.toml --run-dir run -q --set train.steps=4").status, 0);
@@ -144,6 +158,21 @@ void expect_one_line_failure(const Cmd& r, const std::vector<std::string>& needl
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
   for (const auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << "'" << n << "' not in: " << r.err;
   EXPECT_FALSE(fs::exists(run)) << "wrote " << run;
+}
+
+// device = "cuda" where no CUDA device can be had (a build without the backend, or no GPU):
+// one line naming the key, nothing written.
+TEST_F(CliTest, CudaDeviceWithoutAGpuFailsWithOneLine) {
+  if (ssiat::kernels::cuda::device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
+  prepare();
+  const std::vector<std::string> needles =
+      ssiat::kernels::cuda::compiled() ? std::vector<std::string>{"train.device", "no CUDA device 0"}
+                                       : std::vector<std::string>{"train.device", "no CUDA backend"};
+  expect_one_line_failure(run_cli(dir_, "train tiny.toml --run-dir r --set train.device=cuda"), needles, dir_ / "r");
+  expect_one_line_failure(run_cli(dir_, "train tiny.toml --run-dir r --set train.precision=bf16"),
+                          {"train.precision", "bf16", "cpu"}, dir_ / "r");
+  expect_one_line_failure(run_cli(dir_, "train tiny.toml --run-dir r --set train.device=tpu"),
+                          {"train.device", "tpu", "\"cpu\" or \"cuda\""}, dir_ / "r");
 }
 
 TEST_F(CliTest, BadRecipesFailWithOneLineAndWriteNothing) {

@@ -77,7 +77,9 @@ void add_bench_command(CLI::App& app) {
     const Recipe recipe = load_recipe(args->recipe, args->sets);
     const BenchResult r = bench_train_step(recipe, args->steps, args->warmup);
     const nlohmann::json j = {{"tokens_per_s", r.tokens_per_s}, {"step_ms", r.step_ms},
-                              {"peak_rss_mb", r.peak_rss_mb}, {"params", r.params}, {"threads", r.threads}};
+                              {"peak_rss_mb", r.peak_rss_mb}, {"params", r.params}, {"threads", r.threads},
+                              {"device", r.device}, {"precision", r.precision},
+                              {"flops_per_token", r.flops_per_token}, {"mfu", r.mfu}};
     std::printf("%s\n", j.dump().c_str());
   });
 }

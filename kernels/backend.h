@@ -2,8 +2,9 @@
 // handle (declared, so headers need no CUDA include) and the scratch memory some CUDA ops take.
 //
 // bf16 is storage only (1 sign, 8 exponent, 7 mantissa bits; the top half of an IEEE f32):
-// bf16_from_float rounds to nearest even and keeps NaN a (quiet) NaN, as __float2bfloat16_rn
-// does, so host and device conversions give the same bits.
+// bf16_from_float rounds to nearest even and turns every NaN into the canonical NaN 0x7fff, as
+// CUDA's __float2bfloat16_rn does (cuda_bf16.hpp's host path; cvt.rn.bf16.f32 on sm_80+), so
+// host and device conversions give the same bits.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -19,7 +20,7 @@ struct bf16 {
 inline bf16 bf16_from_float(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<uint16_t>((u >> 16) | 0x40u)};  // NaN stays NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{0x7fff};  // canonical NaN
   u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
   return bf16{static_cast<uint16_t>(u >> 16)};
 }

@@ -134,6 +134,14 @@ int64_t count_params(const Recipe& r) {
   return sum(r, what, {embed, layers, d.C.value, r.model.tied_embeddings ? 0 : embed});
 }
 
+int64_t sequence_capacity(const Recipe& r, PlanFor use) {
+  const TrainConfig& tc = r.train;
+  if (use == PlanFor::kBench || tc.sample_tokens <= 0) return tc.seq_len;
+  int64_t want = 0;  // prompt tokens (at most its bytes, + a dummy prefix or <eos>) + sampled; saturating
+  if (__builtin_add_overflow(static_cast<int64_t>(tc.sample_prompt.size()) + 2, tc.sample_tokens, &want)) want = INT64_MAX;
+  return std::max(tc.seq_len, std::min(r.model.max_seq_len, want));
+}
+
 MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
   const Dims d = dims_of(r);
   const TrainConfig& tc = r.train;
@@ -142,17 +150,11 @@ MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
   const Factor P{"num_params", plan.num_params, false};
   const Factor B{"train.micro_batch", tc.micro_batch};
 
-  // Sequence capacity: sampling after training runs the model on up to prompt + sample_tokens
-  // tokens (at most max_seq_len), which grows every activation buffer to B * that length.
+  // Sequence capacity (sequence_capacity()): sampling can grow every activation buffer to B * that.
   Factor T{"train.seq_len", tc.seq_len};
-  if (use != PlanFor::kBench && tc.sample_tokens > 0) {
-    int64_t want = 0;  // prompt tokens (at most its bytes, + a dummy prefix or <eos>) + sampled; saturating
-    if (__builtin_add_overflow(static_cast<int64_t>(tc.sample_prompt.size()) + 2, tc.sample_tokens, &want)) want = INT64_MAX;
-    const int64_t t_gen = std::min(r.model.max_seq_len, want);
-    if (t_gen > tc.seq_len)
-      T = t_gen == r.model.max_seq_len ? Factor{"model.max_seq_len", t_gen}
-                                       : Factor{"(train.sample_prompt+train.sample_tokens)", t_gen};
-  }
+  if (const int64_t t_gen = sequence_capacity(r, use); t_gen > tc.seq_len)
+    T = t_gen == r.model.max_seq_len ? Factor{"model.max_seq_len", t_gen}
+                                     : Factor{"(train.sample_prompt+train.sample_tokens)", t_gen};
   product(r, "activation", {B, T});  // N = B * T, checked first so an overflow names these two keys
   // Counters of the training loop: tokens per step and the samples seen by the last step.
   product(r, "tokens per step", {B, {"train.seq_len", tc.seq_len}, {"train.grad_accum", tc.grad_accum}});

@@ -63,6 +63,11 @@ enum class PlanFor {
 // Parameters of the model a ModelConfig describes (Llama<float>::num_params()), checked.
 int64_t count_params(const Recipe& recipe);
 
+// The longest sequence the model is run on: train.seq_len, or up to model.max_seq_len when
+// sampling after training (prompt + sample_tokens). train() sizes the activations for
+// micro_batch * this at start-up, so nothing is allocated later.
+int64_t sequence_capacity(const Recipe& recipe, PlanFor use);
+
 // Needs recipe.model and recipe.train to be valid (ModelConfig/TrainConfig::validate()).
 MemoryPlan plan_memory(const Recipe& recipe, PlanFor use);
 

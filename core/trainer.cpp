@@ -416,6 +416,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   Llama<float> model(recipe.model, exec_config(tc));
   AdamW<float> adamw(recipe.optim, model.num_params(), model.backend());
   HostState state(model, adamw);
+  // Every activation buffer now, at its largest (sampling included): none is allocated later.
+  model.ensure_capacity(tc.micro_batch, sequence_capacity(recipe, PlanFor::kTrain));
   // Always: the seed log records the init even on resume.
   const std::string init_digest = init_commitment(model, model.init_weights(reg));
   reg.record({{"type", "init_commitment"}, {"sha256", init_digest}, {"scheme", "sha256(name\\0leaf_sha256\\n ...)/v0"}});

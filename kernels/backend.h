@@ -14,7 +14,7 @@ struct CUstream_st;  // cudaStream_t is CUstream_st*
 namespace ssiat::kernels {
 
 struct bf16 {
-  uint16_t bits = 0;
+  uint16_t bits;  // trivial type: buffers of bf16 are zeroed with memset
 };
 
 inline bf16 bf16_from_float(float f) {

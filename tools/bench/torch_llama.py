@@ -18,6 +18,7 @@ The model follows Hugging Face LlamaForCausalLM (transformers models/llama/model
 One step = forward + backward + global grad-norm clip (optim.grad_clip) + AdamW (lr, betas,
 eps, weight_decay on 2-D weights only, norms undecayed). This is the fastest idiomatic eager
 PyTorch we know (fused SDPA, fused/foreach AdamW, foreach clipping); no torch.compile.
+tools/gpu/bench_torch.py trains this same model on a GPU (bf16 autocast, eager and compiled).
 """
 
 import argparse
@@ -32,6 +33,8 @@ import tomllib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+HAS_RMS_NORM = hasattr(F, "rms_norm")
 
 # Peak RSS of the bare runtime (interpreter + libtorch), before any model: reported alongside.
 IMPORT_RSS_MB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -83,6 +86,8 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):  # (..., C)
+        if HAS_RMS_NORM:  # fused (torch >= 2.4)
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
 
 
@@ -126,6 +131,7 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.nh, self.hs).transpose(1, 2)   # (B, NH, T, HS)
         k = self.k_proj(x).view(b, t, self.nkv, self.hs).transpose(1, 2)  # (B, NKV, T, HS)
         v = self.v_proj(x).view(b, t, self.nkv, self.hs).transpose(1, 2)  # (B, NKV, T, HS)
+        cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # under autocast q, k stay bf16 (no-op in f32)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         if self.nkv != self.nh and self.gqa_native:
@@ -196,7 +202,7 @@ class LlamaForCausalLM(nn.Module):
         for layer in self.model.layers:
             x = layer(x, cos, sin)
         logits = self.lm_head(self.model.norm(x))  # (B, T, V)
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))  # f32 under autocast
 
 
 def make_optimizer(model, optim):

@@ -9,11 +9,10 @@ RECIPE's [model] section (parsed with tools/bench/torch_llama.py's load_recipe, 
    "warmup", "params", "matmul_params", "flops_per_token", "tokens_per_s", "step_ms", "mfu",
    "peak_tflops", "peak_mem_gb", "warmup_s", "loss", "sdpa_gqa", "torch"}
 `--flops-only` prints {"params", "matmul_params", "flops_per_token"} from the recipe alone (no
-model is built). `--tiny` replaces the recipe by a 2-layer model for a CPU smoke run in seconds;
-`--parity` (with --tiny, fp32) also checks this model's loss and gradients against
-tools/bench/torch_llama.py's (the CPU peer, itself checked against transformers' Llama).
+model is built). `--tiny` replaces the recipe by a 2-layer model for a CPU smoke run in seconds.
 
-Model (Hugging Face LlamaForCausalLM semantics, the same parameter names): embed_tokens ->
+Model: tools/bench/torch_llama.py's, the CPU peer's (Hugging Face LlamaForCausalLM semantics,
+the same parameter names): embed_tokens ->
 per layer [RMSNorm -> bias-free q/k/v -> RoPE (rotate_half, theta = rope_theta) -> causal
 F.scaled_dot_product_attention (GQA via enable_gqa, scale 1/sqrt(HS); flash on Hopper) -> o_proj
 -> residual; RMSNorm -> SwiGLU (down(silu(gate x) * up x)) -> residual] -> RMSNorm -> lm_head
@@ -82,128 +81,24 @@ def peak_tflops_for(name):
 
 
 def build_model_classes():
-    """The model's modules (built on demand: model_flops and the table in run.sh need no torch)."""
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
+    """A factory (cfg, gqa_native) -> tools/bench/torch_llama.py's LlamaForCausalLM, the CPU peer's
+    model (imported on demand: model_flops and the table in run.sh need no torch)."""
+    sys.path.insert(0, BENCH_DIR)
+    import torch_llama  # noqa: E402
 
-    has_rms_norm = hasattr(F, "rms_norm")
+    def make(cfg, gqa_native):
+        model = torch_llama.LlamaForCausalLM(cfg)
+        for layer in model.model.layers:
+            layer.self_attn.gqa_native = gqa_native
+        return model
 
-    class RMSNorm(nn.Module):
-        """y = x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich 2019; HF LlamaRMSNorm)."""
-
-        def __init__(self, dim, eps):
-            super().__init__()
-            self.weight = nn.Parameter(torch.ones(dim))
-            self.eps = eps
-
-        def forward(self, x):  # (..., C)
-            if has_rms_norm:
-                return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-            return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
-
-    def rotate_half(x):  # (..., HS): [x1, x2] -> [-x2, x1]
-        x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat((-x2, x1), dim=-1)
-
-    class Attention(nn.Module):
-        def __init__(self, cfg, gqa_native):
-            super().__init__()
-            c, nh, nkv = cfg["d_model"], cfg["n_head"], cfg["n_kv_head"]
-            self.nh, self.nkv, self.hs = nh, nkv, c // nh
-            self.gqa_native = gqa_native
-            self.q_proj = nn.Linear(c, nh * self.hs, bias=False)   # (NH*HS, C)
-            self.k_proj = nn.Linear(c, nkv * self.hs, bias=False)  # (NKV*HS, C)
-            self.v_proj = nn.Linear(c, nkv * self.hs, bias=False)  # (NKV*HS, C)
-            self.o_proj = nn.Linear(nh * self.hs, c, bias=False)   # (C, NH*HS)
-
-        def forward(self, x, cos, sin):  # x (B, T, C); cos, sin (T, HS)
-            b, t, _ = x.shape
-            q = self.q_proj(x).view(b, t, self.nh, self.hs).transpose(1, 2)   # (B, NH, T, HS)
-            k = self.k_proj(x).view(b, t, self.nkv, self.hs).transpose(1, 2)  # (B, NKV, T, HS)
-            v = self.v_proj(x).view(b, t, self.nkv, self.hs).transpose(1, 2)  # (B, NKV, T, HS)
-            cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # keep q, k in the autocast dtype
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
-            if self.nkv != self.nh and self.gqa_native:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-            else:
-                if self.nkv != self.nh:  # each kv head serves NH/NKV consecutive query heads
-                    k = k.repeat_interleave(self.nh // self.nkv, dim=1)  # (B, NH, T, HS)
-                    v = v.repeat_interleave(self.nh // self.nkv, dim=1)
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.o_proj(y.transpose(1, 2).reshape(b, t, self.nh * self.hs))  # (B, T, C)
-
-    class Mlp(nn.Module):
-        def __init__(self, cfg):
-            super().__init__()
-            c, f = cfg["d_model"], cfg["d_ff"]
-            self.gate_proj = nn.Linear(c, f, bias=False)  # (F, C)
-            self.up_proj = nn.Linear(c, f, bias=False)    # (F, C)
-            self.down_proj = nn.Linear(f, c, bias=False)  # (C, F)
-
-        def forward(self, x):  # (B, T, C)
-            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-    class DecoderLayer(nn.Module):
-        def __init__(self, cfg, gqa_native):
-            super().__init__()
-            self.input_layernorm = RMSNorm(cfg["d_model"], cfg["norm_eps"])
-            self.self_attn = Attention(cfg, gqa_native)
-            self.post_attention_layernorm = RMSNorm(cfg["d_model"], cfg["norm_eps"])
-            self.mlp = Mlp(cfg)
-
-        def forward(self, x, cos, sin):
-            x = x + self.self_attn(self.input_layernorm(x), cos, sin)
-            return x + self.mlp(self.post_attention_layernorm(x))
-
-    class LlamaModel(nn.Module):
-        def __init__(self, cfg, gqa_native):
-            super().__init__()
-            self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["d_model"])  # (V, C)
-            self.layers = nn.ModuleList(DecoderLayer(cfg, gqa_native) for _ in range(cfg["n_layer"]))
-            self.norm = RMSNorm(cfg["d_model"], cfg["norm_eps"])
-            hs = cfg["d_model"] // cfg["n_head"]
-            inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hs, 2, dtype=torch.int64).float() / hs))
-            freqs = torch.outer(torch.arange(cfg["max_seq_len"], dtype=torch.float32), inv_freq)
-            emb = torch.cat((freqs, freqs), dim=-1)  # (max_seq_len, HS)
-            self.register_buffer("rope_cos", emb.cos(), persistent=False)
-            self.register_buffer("rope_sin", emb.sin(), persistent=False)
-
-    class LlamaForCausalLM(nn.Module):
-        def __init__(self, cfg, gqa_native):
-            super().__init__()
-            self.model = LlamaModel(cfg, gqa_native)
-            self.lm_head = nn.Linear(cfg["d_model"], cfg["vocab_size"], bias=False)  # (V, C)
-            if cfg["tied_embeddings"]:
-                self.lm_head.weight = self.model.embed_tokens.weight
-            with torch.no_grad():  # normal(0, init_std) for matrices, ones for norms
-                for p in self.parameters():
-                    if p.dim() == 2:
-                        p.normal_(0.0, cfg["init_std"])
-
-        def forward(self, idx, targets):  # idx, targets (B, T) int64 -> scalar loss
-            t = idx.shape[1]
-            cos, sin = self.model.rope_cos[:t], self.model.rope_sin[:t]
-            x = self.model.embed_tokens(idx)  # (B, T, C), float32 residual stream
-            for layer in self.model.layers:
-                x = layer(x, cos, sin)
-            logits = self.lm_head(self.model.norm(x))  # (B, T, V)
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
-
-    return LlamaForCausalLM
+    return make
 
 
 def sdpa_has_gqa():
-    import torch
-    import torch.nn.functional as F
-    try:
-        q = torch.zeros(1, 2, 1, 2)
-        kv = torch.zeros(1, 1, 1, 2)
-        F.scaled_dot_product_attention(q, kv, kv, is_causal=True, enable_gqa=True)
-        return True
-    except TypeError:
-        return False
+    sys.path.insert(0, BENCH_DIR)
+    import torch_llama  # noqa: E402
+    return torch_llama.sdpa_has_gqa()
 
 
 def make_optimizer(model, optim, device):
@@ -217,35 +112,6 @@ def make_optimizer(model, optim, device):
         return torch.optim.AdamW(groups, fused=True, **kwargs), "fused"
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(groups, foreach=True, **kwargs), "foreach"
-
-
-def check_parity(cfg, seed):
-    """fp32 CPU: this model and tools/bench/torch_llama.py's give the same loss and gradients."""
-    import torch
-    sys.path.insert(0, BENCH_DIR)
-    import torch_llama
-    torch.manual_seed(seed)
-    mine = build_model_classes()(cfg, sdpa_has_gqa())
-    ref = torch_llama.LlamaForCausalLM(cfg)
-    for layer in ref.model.layers:
-        layer.self_attn.gqa_native = sdpa_has_gqa()
-    missing = ref.load_state_dict(mine.state_dict(), strict=True)
-    assert not missing.missing_keys and not missing.unexpected_keys, missing
-    tokens = torch.randint(0, cfg["vocab_size"], (2, 17), generator=torch.Generator().manual_seed(seed))
-    idx, tgt = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
-    la, lb = mine(idx, tgt), ref(idx, tgt)
-    la.backward()
-    lb.backward()
-    worst = 0.0
-    ref_params = dict(ref.named_parameters())
-    for name, p in mine.named_parameters():
-        q = ref_params[name]
-        rel = ((p.grad - q.grad).norm() / q.grad.norm().clamp_min(1e-30)).item()
-        worst = max(worst, rel)
-    loss_rel = abs(la.item() - lb.item()) / abs(lb.item())
-    if loss_rel > 1e-6 or worst > 1e-5:
-        raise RuntimeError(f"parity with torch_llama failed: loss rel {loss_rel:.3g}, worst grad rel {worst:.3g}")
-    return {"parity_loss_rel": loss_rel, "parity_grad_rel_max": worst}
 
 
 def run_mode(recipe, mode, args):
@@ -351,7 +217,6 @@ def main(argv):
     ap.add_argument("--peak-tflops", type=float, default=None, help="override the device's dense bf16 peak")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--tiny", action="store_true", help="built-in 2-layer model (CPU smoke test)")
-    ap.add_argument("--parity", action="store_true", help="with --tiny: check against tools/bench/torch_llama.py")
     ap.add_argument("--flops-only", action="store_true", help="print params and FLOPs per token, build nothing")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
@@ -376,15 +241,9 @@ def main(argv):
             args.precision = args.precision or ("bf16" if args.device.startswith("cuda") else "fp32")
         if args.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision {args.precision!r}: expected bf16 or fp32")
-        extra = {}
-        if args.parity:
-            if not args.tiny:
-                raise ValueError("--parity needs --tiny")
-            extra = check_parity(recipe["model"], args.seed)
         modes = ("eager", "compile") if args.mode == "both" else (args.mode,)
         for mode in modes:
             result = run_mode(recipe, mode, args)
-            result.update(extra)
             print(json.dumps(result), flush=True)
             import gc
             gc.collect()

@@ -67,6 +67,8 @@ std::string Backend::describe() const {
 void Backend::reserve(int64_t gemm_scratch_elems, int64_t scratch_bytes) {
   if (device_.kind != DeviceKind::kCuda) return;
   if (gemm_scratch_elems > gemm_elems_) {
+    // GEMMs queued on the stream may still read the old workspace and bf16 scratch.
+    kernels::cuda::synchronize(device_.stream);
     kernels::cuda::gemm_destroy(gemm_);
     gemm_ = nullptr;
     gemm_ = kernels::cuda::gemm_create(device_.stream, gemm_scratch_elems);

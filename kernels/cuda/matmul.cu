@@ -23,8 +23,9 @@
 //
 // Bits: one algorithm per plan (op, shape, dtype, transposes, pointer alignments), chosen once by
 // cublasLtMatmulAlgoGetHeuristic with REDUCTION_SCHEME_NONE (K is never split, so no split-K
-// reduction and no atomics) and kept in the Gemm; cuBLAS documents identical bits run to run on
-// GPUs of one architecture and SM count with one library version.
+// reduction and no atomics; if that mask yields nothing, all schemes are asked for and only an
+// unsplit result is taken, k_unsplit) and kept in the Gemm; cuBLAS documents identical bits run
+// to run on GPUs of one architecture and SM count with one library version.
 // Alignment: cuBLASLt assumes 256-byte aligned A/B/C/D unless told otherwise; views into a
 // parameter buffer (weight + offset) may be only 4-byte aligned, so the heuristic is given each
 // pointer's real alignment (capped at 256), which is part of the plan key.
@@ -44,7 +45,7 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLASLt workspace: 32 MiB
 constexpr uint32_t kMaxAlignment = 256;               // cuBLASLt's default (and largest useful) alignment
-constexpr int kHeuristicResults = 8;
+constexpr int kHeuristicResults = 16;
 constexpr int kCastThreads = 256;
 
 enum class Op : int { kForward, kDinp, kDweight };
@@ -191,6 +192,22 @@ void check_dims(const char* op, int64_t N, int64_t C, int64_t OC) {
       << op << ": shape N=" << N << " C=" << C << " OC=" << OC << " exceeds cuBLASLt's int32 dimension range";
 }
 
+// The first usable heuristic result for the plan under pref (results come fastest first): state
+// SUCCESS, workspace within ours, K not split. -1 when there is none, including a failed query
+// (its status is left in `status`).
+int pick_algo(Gemm& g, const Plan& p, cublasLtMatmulPreference_t pref,
+              cublasLtMatmulHeuristicResult_t (&results)[kHeuristicResults], cublasStatus_t& status) {
+  int returned = 0;
+  status = cublasLtMatmulAlgoGetHeuristic(g.handle, p.desc, p.a, p.b, p.d, p.d, pref, kHeuristicResults, results,
+                                          &returned);
+  if (status != CUBLAS_STATUS_SUCCESS) return -1;
+  for (int i = 0; i < returned && i < kHeuristicResults; i++)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= kWorkspaceBytes &&
+        k_unsplit(results[i].algo))
+      return i;
+  return -1;
+}
+
 // The plan for key: descriptors built and the algorithm picked by the heuristic on first use, reused after.
 const Plan& get_plan(Gemm& g, const PlanKey& key) {
   if (auto it = g.plans.find(key); it != g.plans.end()) return *it->second;
@@ -213,11 +230,8 @@ const Plan& get_plan(Gemm& g, const PlanKey& key) {
   PreferenceGuard pg;
   SSIAT_GPU_CHECK(cublasLtMatmulPreferenceCreate(&pg.pref));
   const uint64_t max_ws = kWorkspaceBytes;
-  const uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_NONE;  // the dot product in one sequence: K never split
   SSIAT_GPU_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
-  SSIAT_GPU_CHECK(cublasLtMatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-                                                       &reduction, sizeof(reduction)));
   const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b},
@@ -226,19 +240,25 @@ const Plan& get_plan(Gemm& g, const PlanKey& key) {
   for (const auto& [attr, bytes] : aligns)
     SSIAT_GPU_CHECK(cublasLtMatmulPreferenceSetAttribute(pg.pref, attr, &bytes, sizeof(bytes)));
 
+  // First ask for reduction scheme NONE only (the dot product in one sequence: K never split);
+  // should that mask (0) filter out everything, ask again with every scheme allowed and let
+  // k_unsplit() keep the unsplit ones. A query that finds nothing may return NOT_SUPPORTED
+  // rather than 0 results, so its status is kept for the message, not thrown.
   cublasLtMatmulHeuristicResult_t results[kHeuristicResults] = {};
-  int returned = 0;
-  SSIAT_GPU_CHECK(cublasLtMatmulAlgoGetHeuristic(g.handle, plan->desc, plan->a, plan->b, plan->d, plan->d, pg.pref,
-                                                 kHeuristicResults, results, &returned));
-  int pick = -1;  // the first usable result (the heuristic lists them fastest first)
-  for (int i = 0; i < returned && pick < 0; i++)
-    if (results[i].state == CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= kWorkspaceBytes &&
-        k_unsplit(results[i].algo))
-      pick = i;
+  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  int pick = -1;
+  for (const uint32_t reduction :
+       {uint32_t{CUBLASLT_REDUCTION_SCHEME_NONE}, uint32_t{CUBLASLT_REDUCTION_SCHEME_MASK}}) {
+    SSIAT_GPU_CHECK(cublasLtMatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                         &reduction, sizeof(reduction)));
+    pick = pick_algo(g, *plan, pg.pref, results, status);
+    if (pick >= 0) break;
+  }
   SSIAT_CHECK(pick >= 0) << op_name(key.op) << ": cuBLASLt offers no algorithm without split-K for "
                          << (key.dtype == Dtype::kBf16 ? "bf16" : "f32") << " operands, N=" << key.N
                          << " C=" << key.C << " OC=" << key.OC << ", pointer alignments A=" << key.align_a
-                         << " B=" << key.align_b << " C/D=" << key.align_d << " bytes";
+                         << " B=" << key.align_b << " C/D=" << key.align_d
+                         << " bytes (last heuristic status: " << detail::gpu_status_text(status) << ")";
   plan->algo = results[pick].algo;
   return *g.plans.emplace(key, std::move(plan)).first->second;
 }

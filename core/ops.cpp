@@ -195,8 +195,14 @@ void attention_forward(const Backend& be, T* out, T* lse, const T* qkv, int64_t 
   switch (be.kind()) {
     case DeviceKind::kCpu: return cpu::attention_forward(out, lse, qkv, B, T_, NH, NKV, HS);
     case DeviceKind::kCuda:
-      if constexpr (kOnCuda<T>) return cuda::attention_forward(out, lse, qkv, B, T_, NH, NKV, HS, be.stream());
-      else unavailable<T>("attention_forward");
+      if constexpr (kOnCuda<T>) {
+        // bf16 precision: tensor cores where the head size allows; the f32 kernel otherwise.
+        if (be.precision() == Precision::kBf16 && cuda::attention_bf16_supported(HS))
+          return cuda::attention_forward_bf16(out, lse, qkv, B, T_, NH, NKV, HS, be.stream());
+        return cuda::attention_forward(out, lse, qkv, B, T_, NH, NKV, HS, be.stream());
+      } else {
+        unavailable<T>("attention_forward");
+      }
   }
 }
 
@@ -206,9 +212,13 @@ void attention_backward(const Backend& be, T* dqkv, const T* dout, const T* out,
   switch (be.kind()) {
     case DeviceKind::kCpu: return cpu::attention_backward(dqkv, dout, out, lse, qkv, B, T_, NH, NKV, HS);
     case DeviceKind::kCuda:
-      if constexpr (kOnCuda<T>)
+      if constexpr (kOnCuda<T>) {
+        if (be.precision() == Precision::kBf16 && cuda::attention_bf16_supported(HS))
+          return cuda::attention_backward_bf16(dqkv, dout, out, lse, qkv, B, T_, NH, NKV, HS, be.stream());
         return cuda::attention_backward(dqkv, dout, out, lse, qkv, B, T_, NH, NKV, HS, be.stream());
-      else unavailable<T>("attention_backward");
+      } else {
+        unavailable<T>("attention_backward");
+      }
   }
 }
 

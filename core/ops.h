@@ -7,7 +7,9 @@
 // double op on CUDA, or any CUDA op in a build without the backend, throws one line saying so.
 // Matmuls take the bf16 working copy of their weight (`weight_lp`, same offsets); nullptr runs
 // the GEMM with T operands (always on the CPU; the f32 parity path on CUDA).
-// sum() and sum_squares() return to the host (on CUDA they wait for the stream).
+// Attention on CUDA with Precision::kBf16 runs the tensor-core kernel where the head size allows
+// (kernels/attention.h), else the f32 one. sum() and sum_squares() return to the host (on CUDA
+// they wait for the stream).
 #pragma once
 
 #include <cstdint>

@@ -37,4 +37,14 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
 void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                         int64_t B, int64_t T_, int64_t NH, int64_t NKV, int64_t HS, Stream s);
 
+// Tensor-core variant for bf16 precision: the same contract and layouts (f32 in and out, f32
+// lse), with q, k, v, P, dout and dS rounded to bf16 as tiles are loaded and every product
+// accumulated in f32 (WMMA m16n16k16). Same determinism (fixed orders, no atomics).
+// Supports HS in {64, 128} (attention_bf16_supported); ops fall back to the f32 kernel otherwise.
+bool attention_bf16_supported(int64_t HS);
+void attention_forward_bf16(float* out, float* lse, const float* qkv, int64_t B, int64_t T_, int64_t NH,
+                            int64_t NKV, int64_t HS, Stream s);
+void attention_backward_bf16(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
+                             int64_t B, int64_t T_, int64_t NH, int64_t NKV, int64_t HS, Stream s);
+
 }  // namespace ssiat::kernels::cuda

@@ -51,7 +51,9 @@ enum class Op {
   kCrossentropyForward, kCrossentropyFused, kEmbeddingForward, kEmbeddingBackward, kAdamw, kAdd,
   kScaleInplace, kSum, kSumSquares, kCastToBf16,
 };
-enum class Prec { kF32, kBf16 };  // operand precision (bf16: matmul weights; adamw: also writes the bf16 copy)
+// Operand precision. bf16: matmul weights; attention: the tensor-core kernels (*_bf16); adamw:
+// also writes the bf16 copy.
+enum class Prec { kF32, kBf16 };
 enum class Variant {
   kPlain,
   kNullDinp,   // matmul_backward with dinp == nullptr
@@ -120,6 +122,22 @@ const std::vector<Case> kCases = {
   {"AttentionBackward_B2_T129_NH4_NKV4_HS128", kAttentionBackward, {.B=2, .T=129, .NH=4, .NKV=4, .HS=128},
     kF32, kTolF32},
   {"AttentionBackward_B1_T333_NH6_NKV2_HS64", kAttentionBackward, {.B=1, .T=333, .NH=6, .NKV=2, .HS=64}, kF32, kTolF32},
+  {"AttentionForward_Bf16_B2_T17_NH6_NKV2_HS64", kAttentionForward, {.B=2, .T=17, .NH=6, .NKV=2, .HS=64},
+    kBf16, kTolBf16},
+  {"AttentionForward_Bf16_B1_T129_NH4_NKV1_HS128", kAttentionForward, {.B=1, .T=129, .NH=4, .NKV=1, .HS=128},
+    kBf16, kTolBf16},
+  {"AttentionForward_Bf16_B2_T256_NH8_NKV4_HS64", kAttentionForward, {.B=2, .T=256, .NH=8, .NKV=4, .HS=64},
+    kBf16, kTolBf16},
+  {"AttentionForward_Bf16_B1_T1000_NH4_NKV2_HS128", kAttentionForward, {.B=1, .T=1000, .NH=4, .NKV=2, .HS=128},
+    kBf16, kTolBf16},
+  {"AttentionBackward_Bf16_B2_T17_NH6_NKV2_HS64", kAttentionBackward, {.B=2, .T=17, .NH=6, .NKV=2, .HS=64},
+    kBf16, kTolBf16},
+  {"AttentionBackward_Bf16_B1_T129_NH4_NKV1_HS128", kAttentionBackward, {.B=1, .T=129, .NH=4, .NKV=1, .HS=128},
+    kBf16, kTolBf16},
+  {"AttentionBackward_Bf16_B2_T256_NH8_NKV4_HS64", kAttentionBackward, {.B=2, .T=256, .NH=8, .NKV=4, .HS=64},
+    kBf16, kTolBf16},
+  {"AttentionBackward_Bf16_B1_T1000_NH4_NKV2_HS128", kAttentionBackward, {.B=1, .T=1000, .NH=4, .NKV=2, .HS=128},
+    kBf16, kTolBf16},
 
   {"RmsnormForward_N1_C1", kRmsnormForward, {.N=1, .C=1}, kF32, kTolF32},
   {"RmsnormForward_N3_C7", kRmsnormForward, {.N=3, .C=7}, kF32, kTolF32},
@@ -287,9 +305,10 @@ void check_matmul(const Case& c, kc::Stream s) {
   tc::expect_close("dweight", got.get<float>("dweight"), dweight_ref, c.tol);
 }
 
-// attention_forward, or attention_backward from the CPU forward's out and lse.
+// attention_forward, or attention_backward from the CPU forward's out and lse; with bf16 operands
+// their tensor-core variants (attention_*_bf16), still compared with the f32 CPU result.
 void check_attention(const Case& c, kc::Stream s) {
-  const bool forward = c.op == Op::kAttentionForward;
+  const bool forward = c.op == Op::kAttentionForward, tensor_cores = c.prec == Prec::kBf16;
   const int64_t B = c.d.B, T = c.d.T, NH = c.d.NH, NKV = c.d.NKV, HS = c.d.HS, QKV = (NH + 2 * NKV) * HS;
   tc::Rng rng(tc::seed_of(c.name));
   const auto qkv = rng.uniform(B * T * QKV, -2, 2), dout = rng.uniform(B * T * NH * HS, -1, 1);
@@ -305,14 +324,16 @@ void check_attention(const Case& c, kc::Stream s) {
     if (forward) {
       d_out.poison();
       d_lse.poison();
-      kc::attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), B, T, NH, NKV, HS, s);
+      const auto attention_forward = tensor_cores ? kc::attention_forward_bf16 : kc::attention_forward;
+      attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), B, T, NH, NKV, HS, s);
       kc::synchronize(s);
       cap.keep("out", d_out.download());
       cap.keep("lse", d_lse.download());
     } else {
       d_dqkv.poison();
-      kc::attention_backward(d_dqkv.get(), d_dout.get(), d_saved_out.get(), d_saved_lse.get(), d_qkv.get(), B, T, NH,
-                             NKV, HS, s);
+      const auto attention_backward = tensor_cores ? kc::attention_backward_bf16 : kc::attention_backward;
+      attention_backward(d_dqkv.get(), d_dout.get(), d_saved_out.get(), d_saved_lse.get(), d_qkv.get(), B, T, NH, NKV,
+                         HS, s);
       kc::synchronize(s);
       cap.keep("dqkv", d_dqkv.download());
     }
@@ -733,6 +754,30 @@ TEST_P(CudaParity, MatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Table, CudaParity, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+#if SSIAT_HAVE_CUDA
+// Host-only checks of the bf16 attention entries (no device needed): the supported head sizes are
+// exactly 64 and 128, an unsupported one is refused with a message naming it before any launch,
+// and empty shapes return before touching the (null) pointers or the device.
+TEST(CudaAttentionBf16, SupportsExactlyHs64And128) {
+  for (int64_t hs = -1; hs <= 512; hs++)
+    EXPECT_EQ(kc::attention_bf16_supported(hs), hs == 64 || hs == 128) << "HS=" << hs;
+  for (const int64_t hs : {int64_t{32}, int64_t{96}, int64_t{256}}) {
+    try {
+      kc::attention_forward_bf16(nullptr, nullptr, nullptr, 1, 1, 1, 1, hs, nullptr);
+      ADD_FAILURE() << "attention_forward_bf16 accepted HS=" << hs;
+    } catch (const ssiat::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("HS=" + std::to_string(hs)), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(kc::attention_backward_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 1, 1, hs, nullptr),
+                 ssiat::Error);
+  }
+  EXPECT_NO_THROW(kc::attention_forward_bf16(nullptr, nullptr, nullptr, 0, 5, 4, 2, 64, nullptr));
+  EXPECT_NO_THROW(kc::attention_backward_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, 3, 0, 4, 2, 128, nullptr));
+  // NH = 6 is not a multiple of NKV = 4.
+  EXPECT_THROW(kc::attention_forward_bf16(nullptr, nullptr, nullptr, 1, 1, 6, 4, 64, nullptr), ssiat::Error);
+}
+#endif  // SSIAT_HAVE_CUDA
 
 // Runs everywhere: without a backend or device, the runtime reports 0 devices instead of
 // throwing, and the first call that needs a device throws an ssiat::Error that says why.

@@ -182,14 +182,22 @@ std::string mutable_keys_list() {
 }
 
 // Refuses `recipe` if it differs from `recorded` (canonical TOML from `where`) in a key outside
-// kResumeMutableKeys; `seed` is checked against the master seed instead.
+// kResumeMutableKeys; `seed` is checked against the master seed instead. `recorded` is first read
+// as a recipe and written back canonically, so a key an older build did not write yet (e.g.
+// train.device) compares as its default; a text that does not load is compared as it is.
 void check_resumed_recipe(const Recipe& recipe, const std::string& recorded, const fs::path& run,
                           const std::string& where) {
   std::vector<std::string_view> ignore(std::begin(kResumeMutableKeys), std::end(kResumeMutableKeys));
   ignore.push_back("seed");
+  std::string canonical = recorded;
+  try {
+    canonical = recipe_to_toml(parse_recipe(recorded, where));
+  } catch (const ConfigError&) {
+    // compared as recorded: the first key that differs is named below
+  }
   std::optional<RecipeDifference> d;
   try {
-    d = first_recipe_difference(recipe_to_toml(recipe), recorded, ignore);
+    d = first_recipe_difference(recipe_to_toml(recipe), canonical, ignore);
   } catch (const ConfigError& e) {
     throw ConfigError(run.string() + ": --resume: the recipe recorded in " + where + " is unreadable: " + e.what());
   }

@@ -112,6 +112,32 @@ class Resume : public ::testing::Test {
   static inline bool setup_ok_ = false;
 };
 
+// A checkpoint written by a build that did not know train.device, train.precision and
+// train.recompute yet: the keys it lacks count as their defaults, so the run resumes and ends
+// with the straight run's bits.
+TEST_F(Resume, KeysAnOlderBuildDidNotWriteCountAsTheirDefaults) {
+  ASSERT_EQ(run("train tiny.toml --run-dir older --stop-after 4" + kArgs).status, 0);
+  const fs::path ck = *ssiat::latest_checkpoint(dir_ / "older");
+  ssiat::LoadedCheckpoint loaded = ssiat::read_checkpoint(ck);
+  std::istringstream in(loaded.meta.recipe);
+  std::string line, older;
+  while (std::getline(in, line))
+    if (line.rfind("device =", 0) != 0 && line.rfind("precision =", 0) != 0 && line.rfind("recompute =", 0) != 0)
+      older += line + "\n";
+  ASSERT_LT(older.size(), loaded.meta.recipe.size()) << "the new keys were not in the recorded recipe";
+  loaded.meta.recipe = older;
+  std::vector<ssiat::CheckpointTensor> tensors;
+  for (const auto& [key, data] : loaded.tensors) tensors.push_back({key, loaded.shapes.at(key), data.data()});
+  fs::remove_all(ck);
+  fs::remove(ckpts("older") / "latest");
+  ssiat::write_checkpoint(dir_ / "older", loaded.meta, tensors);
+  // recipe.toml of the first segment as the older build wrote it, too.
+  ssiat::testing::write_file(dir_ / "older" / "recipe.toml", older);
+  const Cmd r = run("train tiny.toml --run-dir older --resume" + kArgs);
+  ASSERT_EQ(r.status, 0) << r.err;
+  expect_same_tensors("straight", "older", 8);
+}
+
 TEST_F(Resume, ChangedKeysAreRefusedNamingKeyBothValuesAndCheckpoint) {
   ASSERT_EQ(run("train tiny.toml --run-dir r --stop-after 4" + kArgs).status, 0);
   const auto before = snapshot("r");

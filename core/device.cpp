@@ -7,22 +7,6 @@
 
 namespace ssiat {
 
-std::string_view device_kind_name(DeviceKind k) {
-  switch (k) {
-    case DeviceKind::kCpu: return "cpu";
-    case DeviceKind::kCuda: return "cuda";
-  }
-  return "?";
-}
-
-std::string_view precision_name(Precision p) {
-  switch (p) {
-    case Precision::kF32: return "f32";
-    case Precision::kBf16: return "bf16";
-  }
-  return "?";
-}
-
 std::unique_ptr<Backend> Backend::cuda(int ordinal, Precision precision) {
   namespace cu = kernels::cuda;
   if (!cu::compiled())

@@ -21,8 +21,10 @@ namespace ssiat {
 enum class DeviceKind { kCpu, kCuda };
 enum class Precision { kF32, kBf16 };
 
-std::string_view device_kind_name(DeviceKind k);  // "cpu", "cuda"
-std::string_view precision_name(Precision p);     // "f32", "bf16"
+// "cpu", "cuda" (the recipe's spelling)
+constexpr std::string_view device_kind_name(DeviceKind k) { return k == DeviceKind::kCuda ? "cuda" : "cpu"; }
+// "f32", "bf16" (the recipe's spelling)
+constexpr std::string_view precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : "f32"; }
 
 struct Device {
   DeviceKind kind = DeviceKind::kCpu;

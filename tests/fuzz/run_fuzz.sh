@@ -59,7 +59,7 @@ case "$target" in
     ;;
   recipe)
     srcs=("$root/tests/fuzz/fuzz_recipe.cpp" "$root/core/recipe.cpp" "$root/core/fs.cpp")
-    headers=("$root/core/recipe.h" "$root/core/fs.h" "$root/core/error.h" "$root/kernels/check.h" "$0")
+    headers=("$root/core/recipe.h" "$root/core/device.h" "$root/kernels/backend.h" "$root/core/fs.h" "$root/core/error.h" "$root/kernels/check.h" "$0")
     # toml++ compiled in, so its parser runs under the sanitizers, with two exceptions for known
     # toml++ 3.3.0 bugs (Debian's version) that the release build turns into a ConfigError:
     #   NDEBUG                     its debug assertion in parse_key() fires on "[\n" before the

@@ -28,9 +28,22 @@ inline std::string gpu_status_text(cudaError_t e) {
          cudaGetErrorString(e) + ")";
 }
 inline bool gpu_status_ok(cublasStatus_t e) { return e == CUBLAS_STATUS_SUCCESS; }
+// Named here rather than by cublasLtGetStatusName: cuBLASLt is loaded on demand (cublaslt_api.h).
 inline std::string gpu_status_text(cublasStatus_t e) {
-  return std::string("cuBLAS error ") + std::to_string(static_cast<int>(e)) + " (" + cublasLtGetStatusName(e) + ": " +
-         cublasLtGetStatusString(e) + ")";
+  const char* name = "unknown status";
+  switch (e) {
+    case CUBLAS_STATUS_SUCCESS: name = "CUBLAS_STATUS_SUCCESS"; break;
+    case CUBLAS_STATUS_NOT_INITIALIZED: name = "CUBLAS_STATUS_NOT_INITIALIZED"; break;
+    case CUBLAS_STATUS_ALLOC_FAILED: name = "CUBLAS_STATUS_ALLOC_FAILED"; break;
+    case CUBLAS_STATUS_INVALID_VALUE: name = "CUBLAS_STATUS_INVALID_VALUE"; break;
+    case CUBLAS_STATUS_ARCH_MISMATCH: name = "CUBLAS_STATUS_ARCH_MISMATCH"; break;
+    case CUBLAS_STATUS_MAPPING_ERROR: name = "CUBLAS_STATUS_MAPPING_ERROR"; break;
+    case CUBLAS_STATUS_EXECUTION_FAILED: name = "CUBLAS_STATUS_EXECUTION_FAILED"; break;
+    case CUBLAS_STATUS_INTERNAL_ERROR: name = "CUBLAS_STATUS_INTERNAL_ERROR"; break;
+    case CUBLAS_STATUS_NOT_SUPPORTED: name = "CUBLAS_STATUS_NOT_SUPPORTED"; break;
+    case CUBLAS_STATUS_LICENSE_ERROR: name = "CUBLAS_STATUS_LICENSE_ERROR"; break;
+  }
+  return std::string("cuBLAS error ") + std::to_string(static_cast<int>(e)) + " (" + name + ")";
 }
 
 [[noreturn]] inline void gpu_fail(const std::string& status, const char* expr, const char* file, int line) {

@@ -31,6 +31,7 @@
 // pointer's real alignment (capped at 256), which is part of the plan key.
 // Alpha/beta are host scalars. A Gemm is bound to one stream and is not thread-safe.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cublaslt_api.h"
 #include "kernels/matmul.h"
 
 #include <climits>
@@ -114,24 +115,24 @@ struct Plan {
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
   ~Plan() {  // statuses ignored: destruction never throws
-    if (d) cublasLtMatrixLayoutDestroy(d);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (desc) cublasLtMatmulDescDestroy(desc);
+    if (d) lt::MatrixLayoutDestroy(d);
+    if (b) lt::MatrixLayoutDestroy(b);
+    if (a) lt::MatrixLayoutDestroy(a);
+    if (desc) lt::MatmulDescDestroy(desc);
   }
 };
 
 struct PreferenceGuard {
   cublasLtMatmulPreference_t pref = nullptr;
   ~PreferenceGuard() {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (pref) lt::MatmulPreferenceDestroy(pref);
   }
 };
 
 // Column-major (rows, cols) layout with leading dimension ld.
 cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
   cublasLtMatrixLayout_t l = nullptr;
-  SSIAT_GPU_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+  SSIAT_GPU_CHECK(lt::MatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
   return l;
 }
 
@@ -141,10 +142,10 @@ bool k_unsplit(const cublasLtMatmulAlgo_t& algo) {
   int32_t splits = 1;
   uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
   size_t written = 0;
-  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits),
+  if (lt::MatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits),
                                            &written) != CUBLAS_STATUS_SUCCESS)
     splits = 1;
-  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme),
+  if (lt::MatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme),
                                            &written) != CUBLAS_STATUS_SUCCESS)
     scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
   return splits <= 1 && scheme == CUBLASLT_REDUCTION_SCHEME_NONE;
@@ -180,7 +181,7 @@ struct Gemm {
     plans.clear();
     if (scratch) cudaFree(scratch);
     if (workspace) cudaFree(workspace);
-    if (handle) cublasLtDestroy(handle);
+    if (handle) lt::Destroy(handle);
   }
 };
 
@@ -198,7 +199,7 @@ void check_dims(const char* op, int64_t N, int64_t C, int64_t OC) {
 int pick_algo(Gemm& g, const Plan& p, cublasLtMatmulPreference_t pref,
               cublasLtMatmulHeuristicResult_t (&results)[kHeuristicResults], cublasStatus_t& status) {
   int returned = 0;
-  status = cublasLtMatmulAlgoGetHeuristic(g.handle, p.desc, p.a, p.b, p.d, p.d, pref, kHeuristicResults, results,
+  status = lt::MatmulAlgoGetHeuristic(g.handle, p.desc, p.a, p.b, p.d, p.d, pref, kHeuristicResults, results,
                                           &returned);
   if (status != CUBLAS_STATUS_SUCCESS) return -1;
   for (int i = 0; i < returned && i < kHeuristicResults; i++)
@@ -215,11 +216,11 @@ const Plan& get_plan(Gemm& g, const PlanKey& key) {
   const GemmShape s = gemm_shape(key.op, key.N, key.C, key.OC);
   auto plan = std::make_unique<Plan>();
   const cudaDataType_t ab_type = key.dtype == Dtype::kBf16 ? CUDA_R_16BF : CUDA_R_32F;
-  SSIAT_GPU_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // fp32, no TF32
+  SSIAT_GPU_CHECK(lt::MatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // fp32, no TF32
   const int32_t ta = s.ta, tb = s.tb, pointer_mode = CUBLASLT_POINTER_MODE_HOST;
-  SSIAT_GPU_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  SSIAT_GPU_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  SSIAT_GPU_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, &pointer_mode,
+  SSIAT_GPU_CHECK(lt::MatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  SSIAT_GPU_CHECK(lt::MatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  SSIAT_GPU_CHECK(lt::MatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, &pointer_mode,
                                                  sizeof(pointer_mode)));
   // Stored shapes: op(A) is (m, k), so A is (m, k), or (k, m) when transposed; op(B) is (k, n) likewise.
   const bool ta_n = s.ta == CUBLAS_OP_N, tb_n = s.tb == CUBLAS_OP_N;
@@ -228,17 +229,17 @@ const Plan& get_plan(Gemm& g, const PlanKey& key) {
   plan->d = make_layout(CUDA_R_32F, s.m, s.n, s.ldd);
 
   PreferenceGuard pg;
-  SSIAT_GPU_CHECK(cublasLtMatmulPreferenceCreate(&pg.pref));
+  SSIAT_GPU_CHECK(lt::MatmulPreferenceCreate(&pg.pref));
   const uint64_t max_ws = kWorkspaceBytes;
   SSIAT_GPU_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
+      lt::MatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
   const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_d},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_d}};
   for (const auto& [attr, bytes] : aligns)
-    SSIAT_GPU_CHECK(cublasLtMatmulPreferenceSetAttribute(pg.pref, attr, &bytes, sizeof(bytes)));
+    SSIAT_GPU_CHECK(lt::MatmulPreferenceSetAttribute(pg.pref, attr, &bytes, sizeof(bytes)));
 
   // First ask for reduction scheme NONE only (the dot product in one sequence: K never split);
   // should that mask (0) filter out everything, ask again with every scheme allowed and let
@@ -249,7 +250,7 @@ const Plan& get_plan(Gemm& g, const PlanKey& key) {
   int pick = -1;
   for (const uint32_t reduction :
        {uint32_t{CUBLASLT_REDUCTION_SCHEME_NONE}, uint32_t{CUBLASLT_REDUCTION_SCHEME_MASK}}) {
-    SSIAT_GPU_CHECK(cublasLtMatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+    SSIAT_GPU_CHECK(lt::MatmulPreferenceSetAttribute(pg.pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
                                                          &reduction, sizeof(reduction)));
     pick = pick_algo(g, *plan, pg.pref, results, status);
     if (pick >= 0) break;
@@ -271,7 +272,7 @@ void run_gemm(Gemm& g, Op op, Dtype dtype, int64_t N, int64_t C, int64_t OC, con
                     alignment_of(A), alignment_of(B), alignment_of(D)};
   const Plan& p = get_plan(g, key);
   const float alpha = 1.0f;
-  SSIAT_GPU_CHECK(cublasLtMatmul(g.handle, p.desc, &alpha, A, p.a, B, p.b, &beta, D, p.d, D, p.d, &p.algo,
+  SSIAT_GPU_CHECK(lt::Matmul(g.handle, p.desc, &alpha, A, p.a, B, p.b, &beta, D, p.d, D, p.d, &p.algo,
                                  g.workspace, kWorkspaceBytes, g.stream));
 }
 
@@ -346,7 +347,7 @@ Gemm* gemm_create(Stream s, int64_t bf16_scratch_elems) {
       << "gemm_create: bf16_scratch_elems=" << bf16_scratch_elems << " out of range";
   auto g = std::make_unique<Gemm>();
   g->stream = s;
-  SSIAT_GPU_CHECK(cublasLtCreate(&g->handle));
+  SSIAT_GPU_CHECK(lt::Create(&g->handle));
   g->workspace = device_alloc(kWorkspaceBytes, "the cuBLASLt workspace");
   if (bf16_scratch_elems > 0) {
     g->scratch = static_cast<__nv_bfloat16*>(

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cublaslt_api.h"
 #include "kernels/device.h"
 
 namespace ssiat::kernels::cuda {
@@ -31,13 +32,6 @@ constexpr unsigned int kMaxGridStrideBlocks = 8192;  // grid-stride kernels: eno
 std::string cuda_version_text(int v) {
   std::ostringstream os;
   os << v / 1000 << "." << (v % 1000) / 10;
-  return os.str();
-}
-
-// "13.0.0" from 130000 (cublasLtGetVersion encodes 10000*major + 100*minor + patch).
-std::string cublas_version_text(size_t v) {
-  std::ostringstream os;
-  os << v / 10000 << "." << (v / 100) % 100 << "." << v % 100;
   return os.str();
 }
 
@@ -93,7 +87,7 @@ std::string runtime_versions() {
   std::ostringstream os;
   os << "CUDA runtime " << (have_runtime ? cuda_version_text(runtime) : std::string("unknown")) << ", driver "
      << (have_driver ? cuda_version_text(driver) : std::string("none")) << ", cuBLASLt "
-     << cublas_version_text(cublasLtGetVersion());
+     << lt::version_text();
   return os.str();
 }
 

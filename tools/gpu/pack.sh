@@ -93,8 +93,14 @@ for b in "${bins[@]}"; do
     if is_compat "$name"; then lib_kind[$name]=compat; else lib_kind[$name]=lib; fi
   done < <(ldd "$b")
 done
-if [ "$strict" = 1 ] && [ -z "${nvidia_needed[libcublasLt.so.13]:-}${nvidia_needed[libcublasLt.so.12]:-}" ]; then
-  die "$build/ssiat does not link libcublasLt: was the CUDA backend built? (ssiat: CUDA backend ON in the cmake log)"
+# cuBLASLt is not linked but loaded with dlopen at the first GEMM (kernels/cuda/cublaslt_api.h), so
+# ldd does not list it: name it here (the major version of the toolkit we built with), so that
+# run.sh puts its directory on LD_LIBRARY_PATH there.
+if grep -q "cublasLtMatmulAlgoGetHeuristic" "$build/ssiat"; then  # the dlsym names of the loader
+  nvcc_major="$(/usr/local/cuda/bin/nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
+  nvidia_needed[libcublasLt.so.${nvcc_major:-13}]=1
+elif [ "$strict" = 1 ]; then
+  die "$build/ssiat has no CUDA backend (no cuBLASLt loader in it): was it configured with SSIAT_CUDA=ON?"
 fi
 
 # --- 3. assemble .gpu/ -------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "distributed/mesh.h"
 
 namespace ssiat {
 namespace {
@@ -253,12 +254,16 @@ const KeySpec kKeys[] = {
     SSIAT_KEY(schedule, decay_fraction, kFloat, double, false),
     SSIAT_KEY(checkpoint, interval, kInt, int64_t, false),
     SSIAT_KEY(checkpoint, keep, kInt, int64_t, false),
+    SSIAT_KEY(parallel, dp, kInt, int64_t, false),
+    SSIAT_KEY(parallel, tp, kInt, int64_t, false),
+    SSIAT_KEY(parallel, zero1, kBool, bool, false),
 };
 
 #undef SSIAT_KEY
 
 // Sections in canonical order (recipe_to_toml writes them so).
-constexpr std::string_view kSections[] = {"model", "tokenizer", "data", "train", "optim", "schedule", "checkpoint"};
+constexpr std::string_view kSections[] = {"model", "tokenizer", "data", "train", "optim", "schedule", "checkpoint",
+                                           "parallel"};
 
 const KeySpec* find_key(std::string_view name) {
   for (const auto& k : kKeys)
@@ -625,6 +630,11 @@ void CheckpointConfig::validate() const {
   check_int("checkpoint.keep", keep, 0);
 }
 
+void ParallelConfig::validate() const {
+  check_int("parallel.dp", dp, 1, INT32_MAX);
+  check_int("parallel.tp", tp, 1, INT32_MAX);
+}
+
 void Recipe::validate() const {
   if (seed && *seed > static_cast<uint64_t>(INT64_MAX))
     out_of_range("seed", std::to_string(*seed), ">= 0 and < 2^63");
@@ -635,6 +645,7 @@ void Recipe::validate() const {
   optim.validate();
   schedule.validate();
   checkpoint.validate();
+  parallel.validate();
   if (train.seq_len > model.max_seq_len)
     out_of_range("train.seq_len", std::to_string(train.seq_len),
                  "<= model.max_seq_len = " + std::to_string(model.max_seq_len));
@@ -644,6 +655,10 @@ void Recipe::validate() const {
   if (tokenizer.kind == TokenizerKind::kByte && model.vocab_size < kByteVocabMin)
     out_of_range("model.vocab_size", std::to_string(model.vocab_size),
                  ">= " + std::to_string(kByteVocabMin) + " for tokenizer.kind = \"byte\"");
+  // The mesh's own rules (the same messages a launched Layout gives); the world size = dp × tp
+  // is known only at launch.
+  const distributed::ShardedDims dims{model.n_head, model.n_kv_head, model.d_ff, model.vocab_size};
+  if (const auto p = distributed::layout_problem(parallel.dp, parallel.tp, dims)) throw KeyError(p->key, p->message);
 }
 
 // ---- entry points -----------------------------------------------------------------------

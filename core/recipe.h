@@ -11,6 +11,7 @@
 //   [optim]     lr*, min_lr, beta1, beta2, eps, weight_decay, grad_clip
 //   [schedule]  kind ("cosine" | "wsd"), warmup_steps, decay_fraction (wsd only)
 //   [checkpoint] interval, keep
+//   [parallel]  dp, tp, zero1          # world = dp × tp ranks (distributed/mesh.h)
 // Relative paths in a recipe are taken relative to the current working directory.
 // docs/recipes.md lists every key with its type, default and range. Seeds must be < 2^63 (TOML
 // integers are signed 64-bit).
@@ -114,6 +115,16 @@ struct CheckpointConfig {
   bool operator==(const CheckpointConfig&) const = default;
 };
 
+// Data × tensor parallelism (distributed/mesh.h). The launch must start dp × tp ranks; that
+// world size is checked at start-up, everything else by validate() and Recipe::validate().
+struct ParallelConfig {
+  int64_t dp = 1;      // data-parallel replicas
+  int64_t tp = 1;      // tensor-parallel ranks per replica (adjacent global ranks)
+  bool zero1 = false;  // ZeRO-1: each dp rank keeps the optimizer moments of its slice only
+  void validate() const;
+  bool operator==(const ParallelConfig&) const = default;
+};
+
 struct Recipe {
   std::string path;                    // file it was read from
   std::string text;                    // the file verbatim
@@ -126,7 +137,8 @@ struct Recipe {
   OptimConfig optim;
   ScheduleConfig schedule;
   CheckpointConfig checkpoint;
-  void validate() const;  // each part, then cross-checks (seq_len <= max_seq_len, ...)
+  ParallelConfig parallel;
+  void validate() const;  // each part, then cross-checks (seq_len <= max_seq_len, tp | n_head, ...)
   bool operator==(const Recipe&) const = default;  // every field, path and text included
 };
 
@@ -148,6 +160,7 @@ std::string recipe_to_toml(const Recipe& r);
 // the schedules agree up to the resume step. `train.recompute` trades memory for time with the
 // same bits. `seed` is compared with the checkpoint's master
 // seed instead (absent: the checkpoint's seed is used).
+// parallel.* is not here: the layout is fixed for a run until resharding on resume (issue 9).
 inline constexpr std::string_view kResumeMutableKeys[] = {
     "train.steps",       "train.log_interval",  "train.eval_interval", "train.eval_batches",
     "train.sample_tokens", "train.sample_prompt", "checkpoint.interval", "checkpoint.keep",

@@ -388,9 +388,19 @@ void truncate_metrics(const fs::path& path, int64_t last_step) {
 
 }  // namespace
 
+// One process runs dp = tp = 1 until the distributed trainer exists (issue 9).
+void refuse_parallel_layout(const Recipe& recipe) {
+  if (recipe.parallel.dp * recipe.parallel.tp != 1)
+    throw ConfigError(recipe.path + ": parallel.dp * parallel.tp = " + std::to_string(recipe.parallel.dp) + " * " +
+                      std::to_string(recipe.parallel.tp) +
+                      " needs that many ranks, but data/tensor parallel training is not built yet (issue 9); "
+                      "use parallel.dp = parallel.tp = 1");
+}
+
 TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   refuse_multi_rank_launch("train");
   recipe.validate();
+  refuse_parallel_layout(recipe);
   require_memory(recipe, opt.resume ? PlanFor::kResume : PlanFor::kTrain);  // before any allocation
   const TrainConfig& tc = recipe.train;
   const fs::path run = opt.run_dir;
@@ -563,6 +573,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
 BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup) {
   recipe.model.validate();
   recipe.train.validate();
+  refuse_parallel_layout(recipe);
   require_memory(recipe, PlanFor::kBench);
   const TrainConfig& tc = recipe.train;
   SeedRegistry reg = SeedRegistry::from_optional(recipe.seed.value_or(0));

@@ -138,6 +138,9 @@ TEST_F(RecipeTest, ValidRecipeHasValuesAndDefaults) {
   EXPECT_EQ(r.schedule.decay_fraction, 0.2);
   EXPECT_EQ(r.checkpoint.interval, 0);
   EXPECT_EQ(r.checkpoint.keep, 0);
+  EXPECT_EQ(r.parallel.dp, 1);
+  EXPECT_EQ(r.parallel.tp, 1);
+  EXPECT_FALSE(r.parallel.zero1);
 }
 
 TEST_F(RecipeTest, OptionalKeysAndSpecialCases) {
@@ -421,6 +424,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>> kAllKeys = {
     {"optim", {"lr", "min_lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"}},
     {"schedule", {"kind", "warmup_steps", "decay_fraction"}},
     {"checkpoint", {"interval", "keep"}},
+    {"parallel", {"dp", "tp", "zero1"}},
 };
 
 void expect_same_config(const Recipe& a, const Recipe& b) {
@@ -432,6 +436,7 @@ void expect_same_config(const Recipe& a, const Recipe& b) {
   EXPECT_TRUE(a.optim == b.optim);
   EXPECT_TRUE(a.schedule == b.schedule);
   EXPECT_TRUE(a.checkpoint == b.checkpoint);
+  EXPECT_TRUE(a.parallel == b.parallel);
 }
 
 TEST_F(RecipeTest, RoundTripThroughCanonicalToml) {
@@ -441,7 +446,9 @@ TEST_F(RecipeTest, RoundTripThroughCanonicalToml) {
                              "model.rope_theta=500000", "schedule.decay_fraction=0.3333333333333333",
                              "train.sample_prompt=\"tab\\there \\\"q\\\" back\\\\slash nl\\n bell\\u0007 del\\u007F 한국어\"",
                              "data.val=data/val", "tokenizer.path=tok dir", "schedule.kind=wsd",
-                             "model.tied_embeddings=true", "train.eval_interval=3"});
+                             "model.tied_embeddings=true", "train.eval_interval=3", "parallel.dp=3",
+                             "parallel.tp=2", "parallel.zero1=true"});
+  EXPECT_EQ(a.parallel, (ParallelConfig{3, 2, true}));
   EXPECT_EQ(a.train.sample_prompt, "tab\there \"q\" back\\slash nl\n bell\x07 del\x7f 한국어");
   std::string canon = recipe_to_toml(a);
   std::string p2 = write(canon, "canon.toml");
@@ -666,6 +673,97 @@ TEST(RecipeDifferenceTest, AbsentTypeChangedAndUnknownKeys) {
     EXPECT_NE(std::string(e.what()).find("#2"), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace ssiat
+
+// ---- [parallel] (distributed/mesh.h) ----------------------------------------------------
+
+namespace ssiat {
+namespace {
+
+// kBase has n_head 4 (line 6), n_kv_head 2 (line 7), d_ff 128 (line 8), vocab_size 300 (line 3).
+std::vector<std::string> with_parallel(const std::vector<std::string>& lines, const std::string& body) {
+  auto out = lines;
+  out.push_back("[parallel]");  // line 18
+  out.push_back(body);          // line 19
+  return out;
+}
+
+TEST_F(RecipeTest, ParallelKeysParse) {
+  Recipe r = load_recipe(write(join(with_parallel(kBase, "dp = 4\ntp = 2\nzero1 = true"))));
+  EXPECT_EQ(r.parallel.dp, 4);
+  EXPECT_EQ(r.parallel.tp, 2);
+  EXPECT_TRUE(r.parallel.zero1);
+  // Dotted keys and overrides, like every section.
+  Recipe d = load_recipe(write("parallel.tp = 2\n" + join(kBase)), {"parallel.dp=2", "parallel.zero1=false"});
+  EXPECT_EQ(d.parallel, (ParallelConfig{2, 2, false}));
+  // The largest tp here is n_kv_head = 2; dp · tp may reach 2^31 - 1 (an MPI rank count).
+  EXPECT_NO_THROW(load_recipe(write(join(with_parallel(kBase, "tp = 2\ndp = 1073741823")))));
+}
+
+TEST_F(RecipeTest, ParallelBadValuesNameTheKey) {
+  EXPECT_EQ(error_of(with_parallel(kBase, "dp = 0")),
+            path() + ":19: 'parallel.dp' = 0 is out of range (must be >= 1)");
+  EXPECT_EQ(error_of(with_parallel(kBase, "tp = -1")),
+            path() + ":19: 'parallel.tp' = -1 is out of range (must be >= 1)");
+  EXPECT_EQ(error_of(with_parallel(kBase, "dp = 2147483648")),
+            path() + ":19: 'parallel.dp' = 2147483648 is out of range (must be <= 2147483647)");
+  EXPECT_EQ(error_of(with_parallel(kBase, "zero1 = 1")), path() + ":19: 'parallel.zero1' must be a boolean, got integer");
+  EXPECT_EQ(error_of(with_parallel(kBase, "tp = 2.0")), path() + ":19: 'parallel.tp' must be an integer, got float");
+  EXPECT_EQ(error_of(with_parallel(kBase, "pp = 2")), path() + ":19: unknown key 'parallel.pp' (did you mean 'parallel.dp'?)");
+  auto lines = kBase;
+  lines.push_back("[paralel]");
+  EXPECT_EQ(error_of(lines), path() + ":18: unknown section 'paralel' (did you mean 'parallel'?)");
+}
+
+// The mesh's own words (distributed/mesh.h), blaming parallel.tp's line; the world size is
+// not known to a recipe, so any dp passes.
+TEST_F(RecipeTest, ParallelTpMustDivideTheShardedDimensions) {
+  EXPECT_EQ(error_of(with_parallel(kBase, "tp = 3")), path() + ":19: parallel.tp = 3 does not divide model.n_head = 4");
+  EXPECT_EQ(error_of(with_parallel(kBase, "tp = 4")),
+            path() + ":19: parallel.tp = 4 does not divide model.n_kv_head = 2");
+  auto lines = with_line(7, "n_kv_head = 4");
+  lines[7] = "d_ff = 130";
+  EXPECT_EQ(error_of(with_parallel(lines, "dp = 3\ntp = 4")), path() + ":20: parallel.tp = 4 does not divide model.d_ff = 130");
+  lines[7] = "d_ff = 128";
+  lines[2] = "vocab_size = 302";
+  EXPECT_EQ(error_of(with_parallel(lines, "tp = 4")), path() + ":19: parallel.tp = 4 does not divide model.vocab_size = 302");
+  EXPECT_EQ(error_of(with_parallel(kBase, "dp = 65536\ntp = 32768")),
+            path() + ":20: parallel.dp * parallel.tp = 65536 * 32768 exceeds the largest MPI world size 2147483647");
+  // Set by --set: the override is named; fixed by --set: the recipe loads.
+  EXPECT_EQ(error_of(kBase, {"parallel.tp=3"}), "--set parallel.tp=3: parallel.tp = 3 does not divide model.n_head = 4");
+  EXPECT_NO_THROW(load_recipe(write(join(with_parallel(kBase, "tp = 3"))), {"parallel.tp=2"}));
+  // Recipe::validate() on the structs throws the same words without a file.
+  Recipe r = load_recipe(write(join(kBase)));
+  r.parallel.tp = 3;
+  try {
+    r.validate();
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "parallel.tp = 3 does not divide model.n_head = 4");
+  }
+  ParallelConfig p;
+  p.dp = 0;
+  EXPECT_THROW(p.validate(), ConfigError);
+}
+
+// Keys written by default in the canonical text; parallel.* may not change on --resume yet.
+TEST_F(RecipeTest, ParallelKeysAreCanonicalAndFixedOnResume) {
+  Recipe r = load_recipe(write(join(kBase)));
+  const std::string canon = recipe_to_toml(r);
+  EXPECT_NE(canon.find("\n[parallel]\ndp = 1\ntp = 1\nzero1 = false\n"), std::string::npos) << canon;
+  for (std::string_view k : kResumeMutableKeys) EXPECT_NE(k.substr(0, 9), "parallel.") << k;
+  Recipe other = load_recipe(write(join(kBase), "b.toml"), {"parallel.zero1=true"});
+  const auto d = first_recipe_difference(canon, recipe_to_toml(other), kResumeMutableKeys);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->key, "parallel.zero1");
+  EXPECT_EQ(d->ours, "false");
+  EXPECT_EQ(d->theirs, "true");
+  // A text without [parallel] (an older build's) reads back to the defaults.
+  const std::string older = canon.substr(0, canon.find("\n[parallel]")) + "\n";
+  EXPECT_EQ(recipe_to_toml(parse_recipe(older, "old.toml")), canon);
 }
 
 }  // namespace

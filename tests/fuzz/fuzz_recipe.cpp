@@ -42,7 +42,8 @@ void check_one_line(const ssiat::Error& e, std::string_view input) {
 
 bool same_config(const ssiat::Recipe& a, const ssiat::Recipe& b) {
   return a.seed == b.seed && a.model == b.model && a.tokenizer == b.tokenizer && a.data == b.data &&
-         a.train == b.train && a.optim == b.optim && a.schedule == b.schedule && a.checkpoint == b.checkpoint;
+         a.train == b.train && a.optim == b.optim && a.schedule == b.schedule && a.checkpoint == b.checkpoint &&
+         a.parallel == b.parallel;
 }
 
 }  // namespace

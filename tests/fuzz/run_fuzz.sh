@@ -2,7 +2,7 @@
 # Builds one libFuzzer target tests/fuzz/fuzz_<TARGET>.cpp with the sources it needs (under
 # AddressSanitizer and UndefinedBehaviorSanitizer) and runs it for a fixed time. Targets:
 #   bpe         the BPE tokenizer, with every tokenizer/*.cpp (seeds: tests/fuzz/corpus/)
-#   recipe      load_recipe on bytes: core/recipe.cpp (+ core/fs.cpp), toml++ compiled in
+#   recipe      load_recipe on bytes: core/recipe.cpp (+ core/fs.cpp, distributed/mesh.cpp), toml++ compiled in
 #               (seeds: recipes/*.toml, tests/fuzz/corpus_recipe/)
 #   checkpoint  the checkpoint manifest reader: core/checkpoint_manifest.cpp with core/hash.cpp
 #               and core/fs.cpp, no HDF5 (seeds: tests/fuzz/corpus_checkpoint/)
@@ -58,8 +58,8 @@ case "$target" in
     max_len=512
     ;;
   recipe)
-    srcs=("$root/tests/fuzz/fuzz_recipe.cpp" "$root/core/recipe.cpp" "$root/core/fs.cpp")
-    headers=("$root/core/recipe.h" "$root/core/device.h" "$root/kernels/backend.h" "$root/core/fs.h" "$root/core/error.h" "$root/kernels/check.h" "$0")
+    srcs=("$root/tests/fuzz/fuzz_recipe.cpp" "$root/core/recipe.cpp" "$root/core/fs.cpp" "$root/distributed/mesh.cpp")
+    headers=("$root/core/recipe.h" "$root/core/device.h" "$root/kernels/backend.h" "$root/distributed/mesh.h" "$root/core/fs.h" "$root/core/error.h" "$root/kernels/check.h" "$0")
     # toml++ compiled in, so its parser runs under the sanitizers, with two exceptions for known
     # toml++ 3.3.0 bugs (Debian's version) that the release build turns into a ConfigError:
     #   NDEBUG                     its debug assertion in parse_key() fires on "[\n" before the

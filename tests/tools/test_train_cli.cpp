@@ -175,6 +175,13 @@ TEST_F(CliTest, CudaDeviceWithoutAGpuFailsWithOneLine) {
                           {"train.device", "tpu", "\"cpu\" or \"cuda\""}, dir_ / "r");
 }
 
+// A parallel layout in a recipe needs dp * tp ranks: one process refuses it in one line.
+TEST_F(CliTest, ParallelLayoutIsRefusedInOneProcess) {
+  prepare();
+  expect_one_line_failure(run_cli(dir_, "train tiny.toml --run-dir r --set parallel.tp=2"),
+                          {"parallel.dp * parallel.tp = 1 * 2", "issue 9"}, dir_ / "r");
+}
+
 TEST_F(CliTest, BadRecipesFailWithOneLineAndWriteNothing) {
   prepare();
   std::string text = kRecipe;

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/backend.h"
 #include "kernels/check.h"
 
 namespace ssiat::distributed {
@@ -55,6 +56,30 @@ TEST(SelfCommunicator, BadArgumentsThrow) {
   EXPECT_THROW(comm->broadcast(&x, 1, DType::kF32, -1), ssiat::Error);
   EXPECT_THROW(comm->allreduce_sum(nullptr, 3, DType::kF32), ssiat::Error);
   EXPECT_EQ(x, 1.0f);
+}
+
+TEST(SelfCommunicator, ScatterGatherSplitAndCounters) {
+  auto comm = make_self_communicator();
+  std::vector<kernels::bf16> b = {{0x3f80}, {0x7fff}, {0x8000}};
+  std::vector<int32_t> i = {INT32_MIN, -1, 7};
+  std::vector<kernels::bf16> rb(3);
+  std::vector<int32_t> ri(3);
+  comm->reduce_scatter_sum(b.data(), rb.data(), 3, DType::kBF16);
+  comm->all_gather(i.data(), ri.data(), 3, DType::kI32);
+  comm->allreduce_sum(i.data(), 3, DType::kI32);
+  EXPECT_EQ(std::memcmp(rb.data(), b.data(), 6), 0);
+  EXPECT_EQ(ri, i);
+  auto sub = comm->split(3, 0);
+  EXPECT_EQ(sub->size(), 1);
+  EXPECT_THROW(comm->split(-1, 0), ssiat::Error);
+  EXPECT_EQ(comm->stats().total_bytes(), 0u);  // nothing leaves a single rank
+  EXPECT_EQ(comm->stats().calls[static_cast<int>(Collective::kReduceScatter)], 1u);
+  EXPECT_EQ(comm->stats().calls[static_cast<int>(Collective::kAllGather)], 1u);
+  comm->reset_stats();
+  EXPECT_EQ(comm->stats().calls[static_cast<int>(Collective::kReduceScatter)], 0u);
+  EXPECT_EQ(dtype_bytes(DType::kBF16), 2u);
+  EXPECT_EQ(dtype_bytes(DType::kI32), 4u);
+  EXPECT_STREQ(dtype_name(DType::kBF16), "bf16");
 }
 
 }  // namespace

@@ -357,36 +357,7 @@ TEST(MpiCollectives, NcclIsCompiledOnlyWithCuda) {
   EXPECT_NE(m.find("without CUDA"), std::string::npos) << m;
 }
 
-// On ranks other than 0: print nothing but failed assertions, tagged with the rank.
-class FailureOnlyPrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailureOnlyPrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& r) override {
-    if (!r.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: %s\n", rank_, r.file_name() ? r.file_name() : "?", r.line_number(),
-                 r.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
 }  // namespace ssiat::distributed
 
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  const int rank = ssiat::distributed::world_rank();
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new ssiat::distributed::FailureOnlyPrinter(rank));
-  }
-  const int rc = RUN_ALL_TESTS();
-  int failed = rc != 0 ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (rank == 0 && failed && rc == 0) std::fprintf(stderr, "FAILED on another rank (see [rank N] lines)\n");
-  MPI_Finalize();
-  return failed;
-}
+#include "tests/distributed/mpi_test_main.h"

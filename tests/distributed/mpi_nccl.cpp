@@ -108,35 +108,7 @@ TEST(NcclCommunicator, MatchesMpiBitForBit) {
 #endif
 }
 
-class FailureOnlyPrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailureOnlyPrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& r) override {
-    if (r.failed())
-      std::fprintf(stderr, "[rank %d] %s:%d: %s\n", rank_, r.file_name() ? r.file_name() : "?", r.line_number(),
-                   r.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
 }  // namespace ssiat::distributed
 
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new ssiat::distributed::FailureOnlyPrinter(rank));
-  }
-  const int rc = RUN_ALL_TESTS();
-  int failed = rc != 0 ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return failed;
-}
+#include "tests/distributed/mpi_test_main.h"

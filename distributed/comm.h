@@ -13,7 +13,8 @@
 // depend on timing, the MPI implementation, its reduction tree or NCCL's algorithm choice, and
 // because each element's formula does not depend on which rank computes it,
 //   allreduce_sum(buf) == reduce_scatter_sum + all_gather, bit for bit
-// (ZeRO-1 on or off gives identical bits), and NCCL and MPI give the same bits (IEEE adds only).
+// (ZeRO-1 on or off gives identical bits), and NCCL and MPI give the same bits (IEEE adds only;
+// a NaN sum is NaN on both, its payload may differ: the CPU keeps an operand's, the GPU gives the canonical one).
 // Accumulator per dtype: f32 in f32, f64 in f64; bf16 in f32, rounded to bf16 once at the end
 // (round to nearest even, kernels::bf16_from_float); integers wrap modulo 2^bits (two's
 // complement) instead of overflowing.

@@ -3,8 +3,8 @@
 //
 // libnccl.so.2 is loaded with dlopen at the first make_nccl_communicator (as kernels/cuda loads
 // cuBLASLt), never linked: CPU runs never map the library. Bootstrap: bootstrap rank 0 makes the
-// ncclUniqueId, the bootstrap communicator (MPI) broadcasts its 128 bytes, every rank calls
-// ncclCommInitRank with its bootstrap rank.
+// ncclUniqueId, the bootstrap communicator (MPI) broadcasts its 128 bytes (then a barrier), every
+// rank calls ncclCommInitRank with its bootstrap rank.
 //
 // Determinism: NCCL's own reductions (ncclReduceScatter, ncclAllReduce) pick ring or tree and
 // their chunking at run time, so their float sums are not in a fixed order. We use NCCL only to
@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "distributed/comm.h"
@@ -37,7 +38,7 @@ namespace {
 
 #define SSIAT_NCCL_FUNCTIONS(X)                                                                     \
   X(GetVersion) X(GetUniqueId) X(CommInitRank) X(CommDestroy) X(CommSplit) X(GetErrorString) X(Send) \
-  X(Recv) X(Broadcast) X(AllReduce) X(GroupStart) X(GroupEnd) X(CommUserRank) X(CommCount)
+  X(Recv) X(Broadcast) X(AllReduce) X(GroupStart) X(GroupEnd) X(CommUserRank) X(CommCount) X(CommAbort)
 
 struct NcclApi {
 #define SSIAT_NCCL_POINTER(name) decltype(&::nccl##name) name = nullptr;
@@ -129,10 +130,13 @@ class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(ncclComm_t comm, int rank, int size, int world_rank, int device, cudaStream_t stream)
       : comm_(comm), rank_(rank), size_(size), world_rank_(world_rank), device_(device), stream_(stream) {}
+  // Never throws. The communicator goes first (destroy flushes its operations that may still use
+  // the scratch; while an exception unwinds, abort, since peers may never match what is pending
+  // and destroy would then wait for ever), then the scratch (cudaFree waits for the device).
   ~NcclCommunicator() override {
     cudaSetDevice(device_);
+    if (comm_) (std::uncaught_exceptions() > 0 ? nccl().CommAbort : nccl().CommDestroy)(comm_);
     if (scratch_) cudaFree(scratch_);
-    if (comm_) nccl().CommDestroy(comm_);
   }
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -188,15 +192,19 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int color, int key) override {
     SSIAT_CHECK(color >= 0) << "split on rank " << rank_ << " of " << size_ << ": color " << color
                             << " must be >= 0";
-    cuda(Collective::kBarrier, cudaSetDevice(device_), "cudaSetDevice");
+    const cudaError_t ce = cudaSetDevice(device_);
+    SSIAT_CHECK(ce == cudaSuccess) << "split on rank " << rank_ << " of " << size_ << ": cudaSetDevice failed: "
+                                   << cudaGetErrorName(ce);
     ncclComm_t sub = nullptr;
     const ncclResult_t rc = nccl().CommSplit(comm_, color, key, &sub, nullptr);
     SSIAT_CHECK(rc == ncclSuccess) << "split on rank " << rank_ << " of " << size_ << ": ncclCommSplit failed: "
                                    << nccl().GetErrorString(rc);
     // Ranks of one color are ordered by (key, old rank), as MPI_Comm_split; NCCL says which.
     int sub_rank = 0, sub_size = 0;
-    check(Collective::kBarrier, nccl().CommUserRank(sub, &sub_rank), "ncclCommUserRank");
-    check(Collective::kBarrier, nccl().CommCount(sub, &sub_size), "ncclCommCount");
+    const ncclResult_t rr = nccl().CommUserRank(sub, &sub_rank), rs = nccl().CommCount(sub, &sub_size);
+    SSIAT_CHECK(rr == ncclSuccess && rs == ncclSuccess) << "split on rank " << rank_ << " of " << size_
+                                                        << ": ncclCommUserRank/ncclCommCount failed: "
+                                                        << nccl().GetErrorString(rr != ncclSuccess ? rr : rs);
     return std::make_unique<NcclCommunicator>(sub, sub_rank, sub_size, world_rank_, device_, stream_);
   }
 
@@ -223,6 +231,25 @@ class NcclCommunicator final : public Communicator {
     SSIAT_CHECK((send != nullptr || send_n == 0) && (recv != nullptr || recv_n == 0))
         << at(c) << ": null " << (send == nullptr ? "send" : "recv") << " buffer with count " << count << " ("
         << dtype_name(dtype) << ")";
+  }
+
+  // Runs `enqueue` (ncclSend/ncclRecv calls, each returning ncclResult_t through `keep`) inside
+  // one ncclGroupStart/End; the group is closed even when a call fails, then the first failure
+  // is reported (an exception out of an open group would leave NCCL's group depth raised).
+  template <typename F>
+  void grouped(Collective c, F enqueue) {
+    check(c, nccl().GroupStart(), "ncclGroupStart");
+    ncclResult_t first = ncclSuccess;
+    const char* what = "";
+    enqueue([&](ncclResult_t rc, const char* w) {
+      if (first == ncclSuccess && rc != ncclSuccess) {
+        first = rc;
+        what = w;
+      }
+    });
+    const ncclResult_t end = nccl().GroupEnd();
+    check(c, first, what);
+    check(c, end, "ncclGroupEnd");
   }
 
   void ensure_scratch(Collective c) {
@@ -252,17 +279,17 @@ class NcclCommunicator final : public Communicator {
         cuda(c, cudaMemcpyAsync(parts + static_cast<size_t>(rank_) * my_n * es, send + (mine.offset + j) * es,
                                 my_n * es, cudaMemcpyDeviceToDevice, stream_),
              "copy of the own part");
-      check(c, nccl().GroupStart(), "ncclGroupStart");
-      for (int r = 0; r < size_; r++) {
-        if (r == rank_) continue;
-        const Slice s = slice_of(count, size_, r);
-        const size_t n = part(s.count, j, step);  // what r receives from each rank in this step
-        if (n > 0) check(c, nccl().Send(send + (s.offset + j) * es, n * es, ncclUint8, r, comm_, stream_), "ncclSend");
-        if (my_n > 0)
-          check(c, nccl().Recv(parts + static_cast<size_t>(r) * my_n * es, my_n * es, ncclUint8, r, comm_, stream_),
-                "ncclRecv");
-      }
-      check(c, nccl().GroupEnd(), "ncclGroupEnd");
+      grouped(c, [&](auto keep) {
+        for (int r = 0; r < size_; r++) {
+          if (r == rank_) continue;
+          const Slice s = slice_of(count, size_, r);
+          const size_t n = part(s.count, j, step);  // what r receives from each rank in this step
+          if (n > 0) keep(nccl().Send(send + (s.offset + j) * es, n * es, ncclUint8, r, comm_, stream_), "ncclSend");
+          if (my_n > 0)
+            keep(nccl().Recv(parts + static_cast<size_t>(r) * my_n * es, my_n * es, ncclUint8, r, comm_, stream_),
+                 "ncclRecv");
+        }
+      });
       if (my_n > 0) {
         sum_in_rank_order(dtype, parts, static_cast<int64_t>(my_n), size_, recv + j * es, stream_);
         cuda(c, cudaGetLastError(), "sum_parts_kernel launch");
@@ -279,15 +306,15 @@ class NcclCommunicator final : public Communicator {
     if (mine.count > 0 && own != send)
       cuda(c, cudaMemcpyAsync(own, send, mine.count * es, cudaMemcpyDeviceToDevice, stream_), "copy of the own slice");
     if (size_ == 1) return;
-    check(c, nccl().GroupStart(), "ncclGroupStart");
-    for (int r = 0; r < size_; r++) {
-      if (r == rank_) continue;
-      const Slice s = slice_of(count, size_, r);
-      if (mine.count > 0) check(c, nccl().Send(send, mine.count * es, ncclUint8, r, comm_, stream_), "ncclSend");
-      if (s.count > 0)
-        check(c, nccl().Recv(recv + s.offset * es, s.count * es, ncclUint8, r, comm_, stream_), "ncclRecv");
-    }
-    check(c, nccl().GroupEnd(), "ncclGroupEnd");
+    grouped(c, [&](auto keep) {
+      for (int r = 0; r < size_; r++) {
+        if (r == rank_) continue;
+        const Slice s = slice_of(count, size_, r);
+        if (mine.count > 0) keep(nccl().Send(send, mine.count * es, ncclUint8, r, comm_, stream_), "ncclSend");
+        if (s.count > 0)
+          keep(nccl().Recv(recv + s.offset * es, s.count * es, ncclUint8, r, comm_, stream_), "ncclRecv");
+      }
+    });
   }
 
   ncclComm_t comm_ = nullptr;
@@ -321,6 +348,9 @@ std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, in
     SSIAT_CHECK(rc == ncclSuccess) << at << ": ncclGetUniqueId failed: " << api.GetErrorString(rc);
   }
   bootstrap.broadcast(&id, sizeof(id), DType::kU8, 0);
+  // Some MPIs (Open MPI with HCOLL) may defer the broadcast's progress to a later MPI call, and
+  // ncclCommInitRank blocks without one: the barrier completes the broadcast everywhere first.
+  bootstrap.barrier();
   ncclComm_t comm = nullptr;
   const ncclResult_t rc = api.CommInitRank(&comm, size, id, rank);
   SSIAT_CHECK(rc == ncclSuccess) << at << ": ncclCommInitRank failed: " << api.GetErrorString(rc);

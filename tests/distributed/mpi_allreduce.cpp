@@ -19,22 +19,15 @@
 #include <gtest/gtest.h>
 
 #include "distributed/comm.h"
+#include "tests/distributed/mpi_test_util.h"
 #include "kernels/check.h"
 
 namespace ssiat::distributed {
 namespace {
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int s = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
+using ssiat::testing::same_bits_on_all_ranks;
+using ssiat::testing::world_rank;
+using ssiat::testing::world_size;
 
 // Input of rank r at index i: magnitudes from 1e-3 to 1e8 with both signs, so that the float
 // (and double) sum depends on the order of the ranks.
@@ -58,17 +51,6 @@ std::vector<T> expected_sum(size_t n, int nranks, bool reverse = false) {
     out[i] = acc;
   }
   return out;
-}
-
-// True if every rank's buffer has the same bytes as rank 0's (raw MPI, not the code under test).
-bool same_bits_on_all_ranks(const void* buf, size_t bytes) {
-  if (bytes == 0) return true;  // every rank has the same count
-  const auto* p = static_cast<const unsigned char*>(buf);
-  std::vector<unsigned char> root(p, p + bytes);
-  MPI_Bcast(root.data(), static_cast<int>(bytes), MPI_BYTE, 0, MPI_COMM_WORLD);
-  int same = std::memcmp(root.data(), buf, bytes) == 0 ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  return same == 1;
 }
 
 template <typename T>

@@ -21,25 +21,18 @@
 #include <gtest/gtest.h>
 
 #include "distributed/comm.h"
+#include "tests/distributed/mpi_test_util.h"
 #include "kernels/backend.h"
 #include "kernels/check.h"
 
 namespace ssiat::distributed {
 namespace {
 
+using ssiat::testing::same_bits_on_all_ranks;
+using ssiat::testing::world_rank;
+using ssiat::testing::world_size;
+
 using kernels::bf16;
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int s = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
 uint64_t mix(int r, size_t i) {
   return (i * 0x9E3779B97F4A7C15ull) ^ (static_cast<uint64_t>(r + 1) * 0xBF58476D1CE4E5B9ull);
@@ -108,17 +101,6 @@ struct Traits<int32_t> {
 template <typename T>
 bool same_bytes(const T* a, const T* b, size_t n) {
   return n == 0 || std::memcmp(a, b, n * sizeof(T)) == 0;
-}
-
-// True if every world rank's buffer has the same bytes as world rank 0's (raw MPI).
-bool same_bits_on_all_ranks(const void* buf, size_t bytes) {
-  if (bytes == 0) return true;
-  const auto* p = static_cast<const unsigned char*>(buf);
-  std::vector<unsigned char> root(p, p + bytes);
-  MPI_Bcast(root.data(), static_cast<int>(bytes), MPI_BYTE, 0, MPI_COMM_WORLD);
-  int same = std::memcmp(root.data(), buf, bytes) == 0 ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  return same == 1;
 }
 
 // Every collective of `comm` on `n` elements of T; `members` are the world ranks of comm's ranks

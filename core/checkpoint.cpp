@@ -195,8 +195,11 @@ std::vector<int64_t> h5_read_shape_attr(hid_t dset, const StateFile& sf, const s
 
 // ---- write ------------------------------------------------------------------------------------
 
-void write_state_h5(const fs::path& fname, const std::vector<CheckpointTensor>& tensors,
-                    const std::vector<std::string>& shas, const CheckpointWriteHook& hook) {
+// Writes every tensor (fetching those without data, one at a time) and returns their SHA-256s.
+std::vector<std::string> write_state_h5(const fs::path& fname, const std::vector<CheckpointTensor>& tensors,
+                                        const CheckpointWriteHook& hook) {
+  std::vector<std::string> shas;
+  std::vector<float> fetched;
   H5QuietErrors quiet;
   H5Handle fcpl = h5_check(H5Pcreate(H5P_FILE_CREATE), H5Pclose, fname, "", "plist create");
   if (H5Pset_obj_track_times(fcpl.get(), 0) < 0) h5_fail(fname, "", "file property setup");
@@ -221,16 +224,24 @@ void write_state_h5(const fs::path& fname, const std::vector<CheckpointTensor>& 
     H5Handle dset = h5_check(H5Dcreate2(group.get(), leaf.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
                                         dcpl.get(), H5P_DEFAULT),
                              H5Dclose, fname, key, "dataset create");
-    if (numel_of(ten.shape, key) > 0 &&
-        H5Dwrite(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ten.data) < 0)
+    const int64_t n = numel_of(ten.shape, key);
+    const float* data = ten.data;
+    if (!data && n > 0) {
+      fetched.assign(static_cast<size_t>(n), 0.0f);
+      ten.fetch(fetched.data());
+      data = fetched.data();
+    }
+    shas.push_back(sha256_hex(data, static_cast<size_t>(n) * sizeof(float)));
+    if (n > 0 && H5Dwrite(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
       h5_fail(fname, key, "dataset write");
-    h5_write_attrs(dset.get(), ten.shape, shas[t], fname, key);
+    h5_write_attrs(dset.get(), ten.shape, shas.back(), fname, key);
     if (hook) hook(key);
     fault_point("checkpoint.tensor_written");
   }
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) h5_fail(fname, "", "flush");
   dcpl.reset();
   if (!file.reset()) h5_fail(fname, "", "file close");
+  return shas;
 }
 
 // Writes `content` to a new file (the containing directory is fsynced by publish_dir_atomic).
@@ -286,17 +297,14 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
   if (!meta.extra.is_object() && !meta.extra.is_null())  // null (e.g. `extra = {}`) is written as {}
     throw IoError("write_checkpoint: meta.extra must be a JSON object");
 
-  // Validate everything and hash the tensors before touching the disk.
+  // Validate every key and shape before touching the disk (the tensors are hashed as written).
   std::map<std::string, ManifestTensor> tj;
-  std::vector<std::string> shas;
-  shas.reserve(tensors.size());
   for (const auto& t : tensors) {
     validate_key(t.key);
     const int64_t n = numel_of(t.shape, t.key);
-    if (n > 0 && t.data == nullptr) throw IoError("checkpoint tensor '" + t.key + "': data is null");
+    if (n > 0 && t.data == nullptr && !t.fetch) throw IoError("checkpoint tensor '" + t.key + "': data is null");
     if (tj.contains(t.key)) throw IoError("checkpoint tensor '" + t.key + "': duplicate key");
-    shas.push_back(sha256_hex(t.data, static_cast<size_t>(n) * sizeof(float)));
-    tj[t.key] = {t.shape, shas.back()};
+    tj[t.key] = {t.shape, ""};
   }
   // A key that is a prefix group of another ("param/a" and "param/a/b") cannot be stored.
   for (const auto& t : tensors)
@@ -325,7 +333,8 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
   std::string manifest_bytes;
   try {
     const fs::path state = tmp_dir / kStateFile;
-    write_state_h5(state, tensors, shas, hook);
+    const std::vector<std::string> shas = write_state_h5(state, tensors, hook);
+    for (size_t t = 0; t < tensors.size(); t++) tj[tensors[t].key].sha256 = shas[t];
     manifest_bytes = manifest_json(meta, tj, sha256_file(state));
     write_new_file(tmp_dir / kManifestFile, manifest_bytes);
     publish_dir_atomic(tmp_dir, final_dir);
@@ -349,7 +358,7 @@ std::optional<fs::path> latest_checkpoint_impl(const fs::path& run_dir) {
   return root / *name;
 }
 
-// samples_seen against step × train.micro_batch × train.grad_accum of the recipe the manifest
+// samples_seen against step × train.micro_batch × train.grad_accum × parallel.dp of the recipe the manifest
 // records (the trainer's invariant); skipped when that recipe does not give both as integers (a
 // writer other than the trainer). The recipe text is already known to match recipe_sha256.
 void check_samples_seen(const CheckpointMeta& meta, const fs::path& mpath) {
@@ -362,13 +371,17 @@ void check_samples_seen(const CheckpointMeta& meta, const fs::path& mpath) {
   }
   const std::optional<int64_t> mb = t["train"]["micro_batch"].value_exact<int64_t>();
   const std::optional<int64_t> ga = t["train"]["grad_accum"].value_exact<int64_t>();
-  if (!mb || !ga || *mb < 1 || *ga < 1) return;
+  // parallel.dp: absent in recipes of builds before data parallelism (one rank).
+  const int64_t dp = t["parallel"]["dp"].value_exact<int64_t>().value_or(1);
+  if (!mb || !ga || *mb < 1 || *ga < 1 || dp < 1) return;
   int64_t per_step = 0, want = 0;
-  const bool overflow = __builtin_mul_overflow(*mb, *ga, &per_step) || __builtin_mul_overflow(meta.step, per_step, &want);
+  const bool overflow = __builtin_mul_overflow(*mb, *ga, &per_step) || __builtin_mul_overflow(per_step, dp, &per_step) ||
+                        __builtin_mul_overflow(meta.step, per_step, &want);
   if (overflow || want != meta.samples_seen)
     throw IntegrityError(mpath.string() + ": samples_seen " + std::to_string(meta.samples_seen) +
-                         " disagrees with step × train.micro_batch × train.grad_accum = " + std::to_string(meta.step) +
-                         " × " + std::to_string(*mb) + " × " + std::to_string(*ga) +
+                         " disagrees with step × train.micro_batch × train.grad_accum × parallel.dp = " +
+                         std::to_string(meta.step) + " × " + std::to_string(*mb) + " × " + std::to_string(*ga) + " × " +
+                         std::to_string(dp) +
                          (overflow ? std::string(" (overflows)") : " = " + std::to_string(want)) + " of the recorded recipe");
 }
 

@@ -70,7 +70,11 @@ class TornCheckpointError : public IoError {
 struct CheckpointTensor {
   std::string key;  // "<group>/<name>", e.g. "param/model.norm.weight"
   std::vector<int64_t> shape;
-  const float* data = nullptr;  // numel(shape) floats
+  const float* data = nullptr;  // numel(shape) floats, or null and then:
+  // Fills numel(shape) floats at dst. Called once per tensor, in list order, when the writer
+  // reaches the tensor (so a writer holds one fetched tensor at a time, e.g. gathered from
+  // other ranks).
+  std::function<void(float* dst)> fetch;
 };
 
 struct CheckpointMeta {

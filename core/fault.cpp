@@ -15,6 +15,7 @@ namespace ssiat {
 namespace {
 
 constexpr const char* kEnv = "SSIAT_FAULT";
+constexpr int kThrow = -1;  // action ERROR: throw instead of raising a signal
 
 struct Fault {
   std::string point;
@@ -29,7 +30,8 @@ int action_signal(const std::string& a, const std::string& spec) {
   if (a == "INT") return SIGINT;
   if (a == "USR1") return SIGUSR1;
   if (a == "STOP") return SIGSTOP;
-  throw ConfigError(std::string(kEnv) + "=" + spec + ": unknown action '" + a + "' (KILL, TERM, INT, USR1, STOP)");
+  if (a == "ERROR") return kThrow;
+  throw ConfigError(std::string(kEnv) + "=" + spec + ": unknown action '" + a + "' (KILL, TERM, INT, USR1, STOP, ERROR)");
 }
 
 std::vector<std::unique_ptr<Fault>> parse(const std::string& spec) {
@@ -71,7 +73,9 @@ const std::vector<std::unique_ptr<Fault>>& faults() {
 void fault_point(const char* name) {
   for (const auto& f : faults()) {
     if (f->point != name) continue;
-    if (f->reached.fetch_add(1) + 1 == f->count) ::raise(f->signo);
+    if (f->reached.fetch_add(1) + 1 != f->count) continue;
+    if (f->signo == kThrow) throw Error(std::string("injected fault at ") + name + " (" + kEnv + ")");
+    ::raise(f->signo);
   }
 }
 

@@ -6,8 +6,9 @@
 // When fault_point(POINT) is reached for the COUNT-th time (default 1) in this process, the
 // process sends itself ACTION: KILL (default: SIGKILL, a crash at that very instruction), TERM,
 // INT, USR1 (the stop signals of core/signals.h, delivered synchronously, so a test knows exactly
-// where the run was when it got them), or STOP (SIGSTOP: the process freezes there until a
-// SIGCONT; a test uses it to hold a run at a known point). Each entry fires once. Unset or
+// where the run was when it got them), STOP (SIGSTOP: the process freezes there until a
+// SIGCONT; a test uses it to hold a run at a known point), or ERROR (throws ssiat::Error
+// "injected fault at POINT (SSIAT_FAULT)": an ordinary error on that rank, as a failed read). Each entry fires once. Unset or
 // empty: every fault point is a no-op (one load and a branch). A malformed value is a
 // ConfigError naming it. Production runs never set it.
 //

@@ -88,6 +88,9 @@ class Llama {
   // also refreshes the bf16 working copy.
   void copy_params_to_host(T* dst) const;
   void copy_params_from_host(const T* src);
+  // Rounds the weights into the bf16 working copy (no-op without one): after the weights were
+  // changed in place other than by the optimizer's pass, e.g. a ZeRO-1 all-gather.
+  void refresh_working_copy();
   void copy_grads_to_host(T* dst) const;
   // rows [row0, row0 + rows) of the last forward's logits (N, V) into dst (rows, V).
   void copy_logits_to_host(T* dst, int64_t row0, int64_t rows) const;
@@ -115,7 +118,6 @@ class Llama {
     int64_t ln1, qkv, o, ln2, gu, down;  // offsets of the weights in the flat buffers
   };
   void layout();
-  void refresh_working_copy();
   void layer_forward(int64_t l);
   // The bf16 copy of the weight at `offset` (nullptr with f32 operands).
   const kernels::bf16* lp(int64_t offset) const { return params_lp_.data() ? params_lp_.data() + offset : nullptr; }

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "core/ops.h"
 #include "kernels/adamw.h"
 
@@ -34,8 +35,21 @@ double AdamW<T>::clip(T* grads, int64_t n) const {
   return norm;
 }
 
+std::vector<AdamSegment> segments_of(const std::vector<ParamView>& views) {
+  std::vector<AdamSegment> segs;
+  segs.reserve(views.size());
+  for (const auto& v : views) segs.push_back({v.offset, v.offset, v.numel, v.weight_decay});
+  return segs;
+}
+
 template <typename T>
 void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step,
+                      kernels::bf16* params_lp) {
+  update(params, grads, segments_of(views), lr, step, params_lp);
+}
+
+template <typename T>
+void AdamW<T>::update(T* params, const T* grads, const std::vector<AdamSegment>& segments, double lr, int64_t step,
                       kernels::bf16* params_lp) {
   kernels::AdamWParams hp;
   hp.lr = lr;
@@ -43,10 +57,13 @@ void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& v
   hp.beta2 = cfg_.beta2;
   hp.eps = cfg_.eps;
   hp.step = step;
-  for (const auto& v : views) {
-    hp.weight_decay = v.weight_decay ? cfg_.weight_decay : 0.0;
-    ops::adamw_update(*be_, params + v.offset, params_lp ? params_lp + v.offset : nullptr, grads + v.offset,
-                      m_.data() + v.offset, v_.data() + v.offset, v.numel, hp);
+  for (const auto& s : segments) {
+    SSIAT_CHECK(s.state_offset >= 0 && s.count >= 0 && s.state_offset + s.count <= m_.size())
+        << "AdamW segment [" << s.state_offset << ", " << s.state_offset + s.count << ") outside the "
+        << m_.size() << " moment elements";
+    hp.weight_decay = s.decay ? cfg_.weight_decay : 0.0;
+    ops::adamw_update(*be_, params + s.offset, params_lp ? params_lp + s.offset : nullptr, grads + s.offset,
+                      m_.data() + s.state_offset, v_.data() + s.state_offset, s.count, hp);
   }
 }
 

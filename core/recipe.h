@@ -160,11 +160,18 @@ std::string recipe_to_toml(const Recipe& r);
 // the schedules agree up to the resume step. `train.recompute` trades memory for time with the
 // same bits. `seed` is compared with the checkpoint's master
 // seed instead (absent: the checkpoint's seed is used).
-// parallel.* is not here: the layout is fixed for a run until resharding on resume (issue 9).
+// The layout keys are not here but in kResumeLayoutKeys.
 inline constexpr std::string_view kResumeMutableKeys[] = {
     "train.steps",       "train.log_interval",  "train.eval_interval", "train.eval_batches",
     "train.sample_tokens", "train.sample_prompt", "checkpoint.interval", "checkpoint.keep",
     "train.recompute",   "data.val"};
+
+// The keys a resumed run may change to run on another layout (resharding on resume: checkpoints
+// hold logical whole tensors), provided the global batch train.micro_batch × train.grad_accum ×
+// parallel.dp stays the same, so every step still reads the same samples: e.g. dp 2 → 4 with
+// grad_accum 2 → 1. Only the order of the sums changes (ZeRO-1 on or off changes no bit).
+inline constexpr std::string_view kResumeLayoutKeys[] = {"parallel.dp", "parallel.tp", "parallel.zero1",
+                                                         "train.grad_accum", "train.micro_batch"};
 
 // One key whose value differs between two recipe texts.
 struct RecipeDifference {

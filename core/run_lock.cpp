@@ -134,8 +134,7 @@ std::string multi_rank_launch(const EnvLookup& getenv) {
 void refuse_multi_rank_launch(const std::string& what, const EnvLookup& getenv) {
   const std::string how = multi_rank_launch(getenv);
   if (!how.empty())
-    throw ConfigError(what + ": launched as " + how +
-                      ", but data/tensor parallel training is not built yet (issue 9); run one process");
+    throw ConfigError(what + ": launched as " + how + ", but it runs as one process; launch it without mpirun/srun");
 }
 
 }  // namespace ssiat

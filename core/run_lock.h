@@ -7,10 +7,10 @@
 // (deleting it would let a second process lock a new inode while the first still holds the old).
 // The descriptor is close-on-exec, so no child process inherits the lock.
 //
-// multi_rank_launch() / refuse_multi_rank_launch(): the trainer is single-rank until data and
-// tensor parallel training lands (issue 9); a launch by mpirun/srun/mpiexec as several ranks is
-// recognised from the variables launchers set before MPI_Init and refused, so several processes
-// never write one run directory.
+// multi_rank_launch(): a launch by mpirun/srun/mpiexec as several ranks, recognised from the
+// variables launchers set before MPI_Init: the trainer then joins MPI (core/ranks.h) and only
+// global rank 0 writes the run directory; refuse_multi_rank_launch() is for commands that run as
+// one process (e.g. `ssiat bench train-step`), so several processes never repeat one job.
 #pragma once
 
 #include <cstdint>
@@ -64,8 +64,8 @@ std::optional<LockHolder> read_lock_holder(const std::filesystem::path& lock_fil
 using EnvLookup = std::function<const char*(const char*)>;
 std::string multi_rank_launch(const EnvLookup& getenv = {});
 
-// Throws ConfigError "<what>: launched as 2 ranks (...), but data/tensor parallel training is
-// not built yet (issue 9); run one process" when multi_rank_launch() is not empty.
+// Throws ConfigError "<what>: launched as 2 ranks (...), but it runs as one process; launch it
+// without mpirun/srun" when multi_rank_launch() is not empty.
 void refuse_multi_rank_launch(const std::string& what, const EnvLookup& getenv = {});
 
 }  // namespace ssiat

@@ -19,6 +19,7 @@
 
 #include "core/buffer.h"
 #include "core/checkpoint.h"
+#include "core/data_parallel.h"
 #include "core/data.h"
 #include "core/error.h"
 #include "core/fault.h"
@@ -27,6 +28,7 @@
 #include "core/memory_plan.h"
 #include "core/model.h"
 #include "core/optimizer.h"
+#include "core/ranks.h"
 #include "core/run_lock.h"
 #include "core/seed_registry.h"
 #include "kernels/device.h"
@@ -103,19 +105,27 @@ std::string init_commitment(const Llama<float>& model, const std::vector<std::st
 
 // The three flat buffers a checkpoint holds (weights and the two moments) in host memory: the
 // model's and optimizer's own on the CPU; on a GPU, host copies that pull() refreshes before a
-// save and push() sends back after a restore.
+// save and push() sends back after a restore. The moments are the optimizer's state_size()
+// elements: every parameter's, or a ZeRO-1 rank's share (core/data_parallel.h).
 class HostState {
  public:
   HostState(Llama<float>& model, AdamW<float>& opt) : model_(model), opt_(opt) {
     if (model.backend().kind() == DeviceKind::kCpu) {
-      groups_ = {{{"param/", model.params()}, {"adam_m/", opt.m()}, {"adam_v/", opt.v()}}};
+      params_host_ = model.params();
+      m_host_ = opt.m();
+      v_host_ = opt.v();
       return;
     }
-    for (auto* b : {&params_, &m_, &v_}) b->resize(model.num_params());
-    groups_ = {{{"param/", params_.data()}, {"adam_m/", m_.data()}, {"adam_v/", v_.data()}}};
+    params_.resize(model.num_params());
+    m_.resize(opt.state_size());
+    v_.resize(opt.state_size());
+    params_host_ = params_.data();
+    m_host_ = m_.data();
+    v_host_ = v_.data();
   }
-  // By group name; a tensor is at base + view.offset.
-  const std::array<std::pair<const char*, float*>, 3>& groups() const { return groups_; }
+  float* params() { return params_host_; }  // num_params floats, at the views' offsets
+  float* m() { return m_host_; }             // state_size floats
+  float* v() { return v_host_; }
   void pull() {
     if (!params_.data()) return;
     model_.copy_params_to_host(params_.data());
@@ -131,28 +141,66 @@ class HostState {
   Llama<float>& model_;
   AdamW<float>& opt_;
   Buffer<float> params_, m_, v_;  // GPU runs only
-  std::array<std::pair<const char*, float*>, 3> groups_;
+  float* params_host_ = nullptr;
+  float* m_host_ = nullptr;
+  float* v_host_ = nullptr;
 };
 
-std::vector<CheckpointTensor> checkpoint_tensors(const Llama<float>& model, HostState& state) {
+constexpr const char* kGroups[3] = {"param/", "adam_m/", "adam_v/"};
+
+// The checkpoint's tensors, for the writer (global rank 0): weights from this rank's replica,
+// moments from their owners (DataParallel::gather_state, fetched one tensor at a time while the
+// writer works; the other ranks run serve_checkpoint_gathers alongside).
+std::vector<CheckpointTensor> checkpoint_tensors(const Llama<float>& model, HostState& state, DataParallel& dpar) {
   state.pull();
   std::vector<CheckpointTensor> out;
-  for (const auto& v : model.views())
-    for (const auto& [group, base] : state.groups()) out.push_back({group + v.name, v.shape, base + v.offset});
+  for (const auto& v : model.views()) {
+    out.push_back({kGroups[0] + v.name, v.shape, state.params() + v.offset, {}});
+    for (float* local : {state.m(), state.v()}) {
+      const char* group = local == state.m() ? kGroups[1] : kGroups[2];
+      if (!dpar.zero1()) {
+        out.push_back({group + v.name, v.shape, local + v.offset, {}});
+      } else {
+        out.push_back({group + v.name, v.shape, nullptr,
+                       [&dpar, local, off = v.offset, n = v.numel](float* dst) { dpar.gather_state(local, off, n, dst, 0); }});
+      }
+    }
+  }
   return out;
 }
 
-// Copies every tensor of `ck` into the flat buffers; the checkpoint must hold exactly the
-// model's tensors (no missing, no extra, same shapes).
-void restore_tensors(const LoadedCheckpoint& ck, const Llama<float>& model, HostState& state, const fs::path& dir) {
-  std::map<std::string, std::vector<int64_t>> expected;
+// The other ranks' side of checkpoint_tensors: the same gathers, in the writer's order.
+void serve_checkpoint_gathers(const Llama<float>& model, HostState& state, DataParallel& dpar) {
+  state.pull();
+  if (!dpar.zero1()) return;
   for (const auto& v : model.views())
-    for (const auto& [group, base] : state.groups()) expected[group + v.name] = v.shape;
-  check_checkpoint_tensors(ck, expected, dir);
+    for (float* local : {state.m(), state.v()}) dpar.gather_state(local, v.offset, v.numel, nullptr, 0);
+}
+
+// Resume: global rank 0 has read and verified the checkpoint (`ck`, null elsewhere) and checks
+// it holds exactly the model's tensors; each tensor is then broadcast from it in views() order,
+// and every rank keeps its part (the whole weights; its share of the moments).
+void restore_tensors(const LoadedCheckpoint* ck, const Llama<float>& model, HostState& state, DataParallel& dpar,
+                     distributed::Communicator& world, const fs::path& dir) {
+  if (ck) {
+    std::map<std::string, std::vector<int64_t>> expected;
+    for (const auto& v : model.views())
+      for (const char* group : kGroups) expected[group + v.name] = v.shape;
+    check_checkpoint_tensors(*ck, expected, dir);
+  }
+  std::vector<float> buf;
   for (const auto& v : model.views())
-    for (const auto& [group, base] : state.groups()) {
-      const auto& t = ck.tensors.at(group + v.name);
-      std::copy(t.begin(), t.end(), base + v.offset);
+    for (const char* group : kGroups) {
+      float* whole = nullptr;
+      if (ck) {
+        whole = const_cast<float*>(ck->tensors.at(group + v.name).data());  // broadcast leaves the root's data as is
+      } else {
+        buf.resize(static_cast<size_t>(v.numel));
+        whole = buf.data();
+      }
+      world.broadcast(whole, static_cast<size_t>(v.numel), distributed::DType::kF32, 0);
+      if (group == kGroups[0]) std::copy(whole, whole + v.numel, state.params() + v.offset);
+      else dpar.take_state(whole, v.offset, v.numel, group == kGroups[1] ? state.m() : state.v());
     }
   state.push();
 }
@@ -184,14 +232,19 @@ std::string mutable_keys_list() {
 // Refuses `recipe` if it differs from `recorded` (canonical TOML from `where`) in a key outside
 // kResumeMutableKeys; `seed` is checked against the master seed instead. `recorded` is first read
 // as a recipe and written back canonically, so a key an older build did not write yet (e.g.
-// train.device) compares as its default; a text that does not load is compared as it is.
+// train.device) compares as its default; a text that does not load is compared as it is. The
+// layout keys (kResumeLayoutKeys) may change when the recorded recipe loads and the global batch
+// micro_batch × grad_accum × dp stays the same.
 void check_resumed_recipe(const Recipe& recipe, const std::string& recorded, const fs::path& run,
                           const std::string& where) {
   std::vector<std::string_view> ignore(std::begin(kResumeMutableKeys), std::end(kResumeMutableKeys));
   ignore.push_back("seed");
   std::string canonical = recorded;
+  std::optional<Recipe> rec;
   try {
-    canonical = recipe_to_toml(parse_recipe(recorded, where));
+    rec = parse_recipe(recorded, where);
+    canonical = recipe_to_toml(*rec);
+    ignore.insert(ignore.end(), std::begin(kResumeLayoutKeys), std::end(kResumeLayoutKeys));
   } catch (const ConfigError&) {
     // compared as recorded: the first key that differs is named below
   }
@@ -203,7 +256,19 @@ void check_resumed_recipe(const Recipe& recipe, const std::string& recorded, con
   }
   if (d)
     throw ConfigError(run.string() + ": --resume: recipe key " + d->key + " is " + d->ours + " here but " + d->theirs +
-                      " in " + where + " (only " + mutable_keys_list() + " may change)");
+                      " in " + where + " (only " + mutable_keys_list() +
+                      " may change, and the layout keys parallel.dp, parallel.tp, parallel.zero1, train.grad_accum, "
+                      "train.micro_batch while the global batch stays the same)");
+  if (!rec) return;
+  auto global = [](const Recipe& r) { return r.train.micro_batch * r.train.grad_accum * r.parallel.dp; };
+  auto spell = [&](const Recipe& r) {
+    return std::to_string(r.train.micro_batch) + " × " + std::to_string(r.train.grad_accum) + " × " +
+           std::to_string(r.parallel.dp) + " = " + std::to_string(global(r));
+  };
+  if (global(recipe) != global(*rec))
+    throw ConfigError(run.string() + ": --resume: the global batch train.micro_batch × train.grad_accum × parallel.dp is " +
+                      spell(recipe) + " here but " + spell(*rec) + " in " + where +
+                      "; on another parallel.dp, set train.grad_accum (or train.micro_batch) so that the product stays the same");
 }
 
 // The master seed recorded in <run>/seeds.jsonl (its "master" record), nullopt if the file is
@@ -254,10 +319,10 @@ StartPoint find_start(const Recipe& recipe, const TrainOptions& opt) {
     if (ck->meta.recipe.empty())
       throw ConfigError(sp.found.dir.string() + ": checkpoint records no recipe, so --resume cannot check this one");
     check_resumed_recipe(recipe, ck->meta.recipe, run, "checkpoint " + name);
-    const int64_t per_step = recipe.train.micro_batch * recipe.train.grad_accum;
+    const int64_t per_step = recipe.train.micro_batch * recipe.train.grad_accum * recipe.parallel.dp;
     if (ck->meta.samples_seen != ck->meta.step * per_step)
       throw ConfigError(sp.found.dir.string() + ": samples_seen = " + std::to_string(ck->meta.samples_seen) +
-                        " is not step × micro_batch × grad_accum = " + std::to_string(ck->meta.step * per_step));
+                        " is not step × micro_batch × grad_accum × dp = " + std::to_string(ck->meta.step * per_step));
     sp.seed = ck->meta.master_seed;
     if (!sp.found.latest_ok)
       sp.note = run.string() + ": checkpoints/latest " + sp.found.latest_problem +
@@ -315,16 +380,18 @@ void record_segment(const fs::path& run, const Recipe& recipe, const StartPoint&
   write_file_atomic(history, previous + line.dump() + "\n");
 }
 
-// Mean loss over eval_batches micro-batches of the validation set (always the same windows).
-double evaluate(Llama<float>& model, const DataLoader& val, const TrainConfig& tc) {
+// Mean loss over eval_batches micro-batches of the validation set (always the same windows);
+// with dp ranks, rank r evaluates batches r, r + dp, ... and the f64 sums are added in rank order.
+double evaluate(Llama<float>& model, const DataLoader& val, const TrainConfig& tc, distributed::Communicator& dp) {
   const int64_t B = tc.micro_batch, T = tc.seq_len;
   std::vector<int32_t> x(B * T), y(B * T);
   const int64_t batches = std::min(tc.eval_batches, std::max<int64_t>(1, val.num_windows() / B));
   double sum = 0;
-  for (int64_t i = 0; i < batches; i++) {
+  for (int64_t i = dp.rank(); i < batches; i += dp.size()) {
     val.fill(x.data(), y.data(), i * B, B);
     sum += model.forward(x.data(), y.data(), B, T, Pass::kEval);
   }
+  dp.allreduce_sum(&sum, 1, distributed::DType::kF64);
   return sum / static_cast<double>(batches);
 }
 
@@ -388,19 +455,30 @@ void truncate_metrics(const fs::path& path, int64_t last_step) {
 
 }  // namespace
 
-// One process runs dp = tp = 1 until the distributed trainer exists (issue 9).
+// Tensor parallelism is not wired into the trainer yet: parallel.tp must be 1.
+void refuse_tensor_parallel(const Recipe& recipe) {
+  if (recipe.parallel.tp != 1)
+    throw ConfigError(recipe.path + ": parallel.tp = " + std::to_string(recipe.parallel.tp) +
+                      ": tensor-parallel training is not built yet; use parallel.tp = 1 (data parallelism, parallel.dp, is)");
+}
+
+// `ssiat bench train-step` times one process.
 void refuse_parallel_layout(const Recipe& recipe) {
   if (recipe.parallel.dp * recipe.parallel.tp != 1)
     throw ConfigError(recipe.path + ": parallel.dp * parallel.tp = " + std::to_string(recipe.parallel.dp) + " * " +
                       std::to_string(recipe.parallel.tp) +
-                      " needs that many ranks, but data/tensor parallel training is not built yet (issue 9); "
-                      "use parallel.dp = parallel.tp = 1");
+                      ": the step benchmark runs one process; use parallel.dp = parallel.tp = 1");
 }
 
 TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
-  refuse_multi_rank_launch("train");
   recipe.validate();
-  refuse_parallel_layout(recipe);
+  refuse_tensor_parallel(recipe);
+  // Launched by mpirun/srun or with dp × tp > 1: joins MPI and checks that every rank runs the
+  // same recipe and build (core/ranks.h). Collective calls below are made by every rank in the
+  // same order; only global rank 0 touches the run directory.
+  Ranks ranks = join_ranks(recipe);
+  const bool root = ranks.root();
+  distributed::Communicator& world = *ranks.world;
   require_memory(recipe, opt.resume ? PlanFor::kResume : PlanFor::kTrain);  // before any allocation
   const TrainConfig& tc = recipe.train;
   const fs::path run = opt.run_dir;
@@ -408,17 +486,26 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   // One writer per run directory: an existing one is locked before anything in it is read; a
   // new one is created and locked just before the first write, so bad inputs still write nothing.
   std::optional<RunLock> lock;
-  if (fs::exists(run)) lock.emplace(run);
-  const StartPoint start = find_start(recipe, opt);  // refuses a changed recipe; writes nothing
-  const LoadedCheckpoint* ck = start.checkpoint();
+  StartPoint start;
+  if (root) {
+    if (fs::exists(run)) lock.emplace(run);
+    start = find_start(recipe, opt);  // refuses a changed recipe; writes nothing
+  }
+  const LoadedCheckpoint* ck = start.checkpoint();  // rank 0 only
 
   // Inputs are opened before anything is written, so a bad path writes nothing.
   auto tok = open_tokenizer(recipe.tokenizer.kind, recipe.tokenizer.path);
   if (tok->vocab_size() > recipe.model.vocab_size)
     throw ConfigError(recipe.path + ": model.vocab_size = " + std::to_string(recipe.model.vocab_size) + " is smaller than the " +
                       tok->name() + " tokenizer's " + std::to_string(tok->vocab_size()) + " pieces");
+  // The master seed is rank 0's (recorded, the recipe's, or drawn from the OS), sent to all.
   SeedRegistry reg = start.seed ? SeedRegistry(*start.seed, recipe.seed ? SeedSource::kRecipe : SeedSource::kOs)
-                                : SeedRegistry::from_optional(recipe.seed);
+                                : (root ? SeedRegistry::from_optional(recipe.seed) : SeedRegistry(0, SeedSource::kRecipe));
+  {
+    uint64_t seed = reg.master_seed();
+    world.broadcast(&seed, 1, distributed::DType::kI64, 0);
+    if (!root) reg = SeedRegistry(seed, recipe.seed ? SeedSource::kRecipe : SeedSource::kOs);
+  }
   const PhiloxKey order_key = reg.stream_key("data/order");
   const PhiloxKey val_key = reg.stream_key("data/val_order");
   const PhiloxKey sample_key = reg.stream_key("sample");
@@ -430,9 +517,17 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
       throw ConfigError(recipe.path + ": data was prepared with tokenizer " + d->tokenizer_digest().substr(0, 12) +
                         "…, but the recipe's tokenizer (" + tok->name() + ") is " + tok->digest().substr(0, 12) +
                         "…; prepare the data with the same tokenizer");
+  NamedDigests data_digests = {{"data manifest of " + recipe.data.train, train_data.manifest_sha256()}};
+  if (val_data) data_digests.push_back({"data manifest of " + recipe.data.val, val_data->manifest_sha256()});
+  data_digests.push_back({"tokenizer", tok->digest()});
+  check_same_data(ranks, data_digests);
 
-  Llama<float> model(recipe.model, exec_config(tc));
-  AdamW<float> adamw(recipe.optim, model.num_params(), model.backend());
+  ExecConfig exec = exec_config(tc);
+  exec.ordinal = ranks.local_rank;  // one rank per GPU
+  Llama<float> model(recipe.model, exec);
+  make_device_comms(ranks, model.backend());
+  DataParallel dpar(ranks.dp_grads(), *ranks.dp, model.num_params(), model.views(), recipe.parallel.zero1);
+  AdamW<float> adamw(recipe.optim, dpar.state_size(), model.backend());
   HostState state(model, adamw);
   // Every activation buffer now, at its largest (sampling included): none is allocated later.
   model.ensure_capacity(tc.micro_batch, sequence_capacity(recipe, PlanFor::kTrain));
@@ -451,34 +546,37 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
               {"train_manifest_sha256", train_data.manifest_sha256()},
               {"val_manifest_sha256", val_data ? val_data->manifest_sha256() : ""}});
 
-  int64_t step = 0, samples = 0;
-  std::string parent = init_digest;
-  if (ck) {
-    restore_tensors(*ck, model, state, start.found.dir);
-    step = ck->meta.step;
-    samples = ck->meta.samples_seen;
-    parent = ck->digest;
-  }
+  // Where training continues: rank 0's checkpoint, its tensors broadcast to every rank.
+  int64_t resume_at[3] = {ck ? 1 : 0, ck ? ck->meta.step : 0, ck ? ck->meta.samples_seen : 0};
+  world.broadcast(resume_at, 3, distributed::DType::kI64, 0);
+  int64_t step = resume_at[1], samples = resume_at[2];
+  std::string parent = ck ? ck->digest : init_digest;
+  if (resume_at[0]) restore_tensors(ck, model, state, dpar, world, start.found.dir);
 
-  if (!lock) {
-    lock.emplace(run);
-    if (fs::exists(run / "checkpoints"))  // another trainer created it since we looked
-      throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
-  }
-  if (!start.note.empty()) std::fprintf(stderr, "ssiat: %s\n", start.note.c_str());
-  if (start.continues_run) set_aside_rejected(run, start.found);
-  fs::create_directories(run);
-  record_segment(run, recipe, start, step);
-  reg.write(run / "seeds.jsonl");
+  std::ofstream metrics;
   const fs::path metrics_path = run / "metrics.jsonl";
-  if (start.continues_run) truncate_metrics(metrics_path, step);
-  else write_file_atomic(metrics_path, "");
-  std::ofstream metrics(metrics_path, std::ios::app);
+  if (root) {
+    if (!lock) {
+      lock.emplace(run);
+      if (fs::exists(run / "checkpoints"))  // another trainer created it since we looked
+        throw ConfigError(run.string() + ": already holds a run; pass --resume or choose another --run-dir");
+    }
+    if (!start.note.empty()) std::fprintf(stderr, "ssiat: %s\n", start.note.c_str());
+    if (start.continues_run) set_aside_rejected(run, start.found);
+    fs::create_directories(run);
+    record_segment(run, recipe, start, step);
+    reg.write(run / "seeds.jsonl");
+    if (start.continues_run) truncate_metrics(metrics_path, step);
+    else write_file_atomic(metrics_path, "");
+    metrics.open(metrics_path, std::ios::app);
+  }
 
   const int64_t B = tc.micro_batch, T = tc.seq_len, accum = tc.grad_accum;
-  const int64_t tokens_per_step = B * T * accum;
+  const int64_t dp = ranks.dp->size(), dp_rank = ranks.dp->rank();
+  const int64_t tokens_per_step = B * T * accum * dp;
   const double flops_per_step = model.flops_per_token(T) * static_cast<double>(tokens_per_step);
   const int64_t end = opt.stop_after > 0 ? std::min(tc.steps, step + opt.stop_after) : tc.steps;
+  const float loss_scale = 1.0f / static_cast<float>(accum * dp);
   std::vector<int32_t> x(B * T), y(B * T);
   TrainResult result;
   result.step = step;
@@ -487,6 +585,10 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   double step_time_avg = 0;
 
   auto save = [&](int64_t at) {
+    if (!root) {
+      serve_checkpoint_gathers(model, state, dpar);
+      return;
+    }
     CheckpointMeta meta;
     meta.step = at;
     meta.samples_seen = samples;
@@ -494,9 +596,20 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     meta.parent = parent;
     meta.recipe = recipe_to_toml(recipe);
     meta.extra = {{"loss", result.loss}};  // the manifest records recipe_sha256 itself
-    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state));
+    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state, dpar));
     result.checkpoint = latest_checkpoint(run).value_or(fs::path());
     if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
+  };
+  // A stop signal on any rank stops every rank after the same step (the largest number wins).
+  auto stop_signal = [&](const StopSignals& s) {
+    int32_t sig = s.received();
+    if (world.size() == 1) return static_cast<int>(sig);
+    int32_t all[64] = {};
+    if (sig > 0 && sig < 64) all[sig] = 1;
+    world.allreduce_sum(all, 64, distributed::DType::kI32);
+    for (int k = 63; k > 0; k--)
+      if (all[k]) return k;
+    return 0;
   };
 
   // SIGTERM/SIGINT/SIGUSR1 from here on: finish the step, checkpoint, return (core/signals.h).
@@ -506,18 +619,24 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     const auto t0 = Clock::now();
     model.zero_grads();
     double loss = 0;
+    // Micro-batch a of dp rank r reads global samples samples + (a·dp + r)·B (core/data.h).
     for (int64_t a = 0; a < accum; a++) {
-      train_data.fill(x.data(), y.data(), samples, B);
-      samples += B;
-      loss += model.forward(x.data(), y.data(), B, T, Pass::kTrain, 1.0f / static_cast<float>(accum));
+      train_data.fill(x.data(), y.data(), samples + (a * dp + dp_rank) * B, B);
+      loss += model.forward(x.data(), y.data(), B, T, Pass::kTrain, loss_scale);
       model.backward();
     }
+    samples += B * accum * dp;
     fault_point("step.after_backward");
-    loss /= static_cast<double>(accum);
+    ranks.dp->allreduce_sum(&loss, 1, distributed::DType::kF64);
+    loss /= static_cast<double>(accum * dp);
     SSIAT_CHECK(std::isfinite(loss)) << "loss is " << loss << " at step " << step + 1;
-    const double gnorm = adamw.clip(model.grads(), model.num_params());
+    dpar.reduce_grads(model.grads());
+    const double gnorm = dpar.grad_norm(model.backend(), model.grads());
+    dpar.clip(model.backend(), model.grads(), gnorm, recipe.optim.grad_clip);
     const double lr = lr_at(recipe.optim, recipe.schedule, tc.steps, step);
-    adamw.update(model.params(), model.grads(), model.views(), lr, step + 1, model.params_lp());
+    adamw.update(model.params(), model.grads(), dpar.segments(), lr, step + 1, model.params_lp());
+    dpar.gather_params(model.params());
+    if (dpar.zero1() && dp > 1) model.refresh_working_copy();
     step++;
     result.step = step;
     result.loss = loss;
@@ -530,20 +649,22 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
               {"grad_norm", gnorm},
               {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
               {"gflops", flops_per_step / dt / 1e9},
-              {"mfu", mfu(model.backend(), flops_per_step / dt)},
+              {"mfu", mfu(model.backend(), flops_per_step / dt / static_cast<double>(world.size()))},
               {"elapsed_s", seconds_since(t_start)}};
     const bool last = step == tc.steps;
     if (val_data && ((tc.eval_interval > 0 && step % tc.eval_interval == 0) || last)) {
-      result.val_loss = evaluate(model, *val_data, tc);
+      result.val_loss = evaluate(model, *val_data, tc, *ranks.dp);
       m["val_loss"] = *result.val_loss;
     }
-    errno = 0;
-    metrics << m.dump() << "\n" << std::flush;
-    if (!metrics)  // e.g. a full disk: never drop metrics silently
-      throw IoError(metrics_path.string() + ": write failed at step " + std::to_string(step) +
-                    (errno ? ": " + errno_message(errno) : std::string()));
-    if (opt.progress && (step % tc.log_interval == 0 || step == end)) {
-      const double util = mfu(model.backend(), flops_per_step / dt);
+    if (root) {
+      errno = 0;
+      metrics << m.dump() << "\n" << std::flush;
+      if (!metrics)  // e.g. a full disk: never drop metrics silently
+        throw IoError(metrics_path.string() + ": write failed at step " + std::to_string(step) +
+                      (errno ? ": " + errno_message(errno) : std::string()));
+    }
+    if (root && opt.progress && (step % tc.log_interval == 0 || step == end)) {
+      const double util = m["mfu"].get<double>();
       char rate[64];
       if (util > 0) std::snprintf(rate, sizeof rate, "MFU %.1f%%", 100.0 * util);
       else std::snprintf(rate, sizeof rate, "%.1f GFLOP/s", flops_per_step / dt / 1e9);
@@ -555,22 +676,25 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     }
     const bool saved = (recipe.checkpoint.interval > 0 && step % recipe.checkpoint.interval == 0) || step == end;
     if (saved) save(step);
-    if (const int sig = stop->received()) {
+    if (const int sig = stop_signal(*stop)) {
       if (!saved) save(step);
       result.interrupted_by_signal = sig;
+      world.barrier();  // rank 0's checkpoint is complete before any rank returns
       return result;  // no sample: the run stops here and resumes later
     }
   }
   stop.reset();  // a signal from here on ends the process at once (every checkpoint is written)
 
-  if (step == tc.steps && tc.sample_tokens > 0) {
+  if (root && step == tc.steps && tc.sample_tokens > 0) {
     result.sample = generate(model, *tok, tc.sample_prompt, tc.sample_tokens, sample_key);
     write_file_atomic(run / "sample.txt", result.sample + "\n");
   }
+  world.barrier();
   return result;
 }
 
 BenchResult bench_train_step(const Recipe& recipe, int64_t steps, int64_t warmup) {
+  refuse_multi_rank_launch("bench train-step");
   recipe.model.validate();
   recipe.train.validate();
   refuse_parallel_layout(recipe);

@@ -384,4 +384,44 @@ std::unique_ptr<Communicator> make_self_communicator() { return std::make_unique
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(dup_world()); }
 
+namespace {
+bool mpi_live() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) return false;
+  MPI_Finalized(&finalized);
+  return !finalized;
+}
+}  // namespace
+
+bool in_multi_rank_world() {
+  if (!mpi_live()) return false;
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size > 1;
+}
+
+int world_rank() {
+  if (!mpi_live()) return 0;
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int node_local_rank() {
+  if (!mpi_live()) return 0;
+  MPI_Comm node = MPI_COMM_NULL;
+  SSIAT_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL, &node) ==
+              MPI_SUCCESS)
+      << "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed on world rank " << world_rank();
+  int rank = 0;
+  MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  return rank;
+}
+
+void abort_world_if_multi_rank(int code) {
+  if (in_multi_rank_world()) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
 }  // namespace ssiat::distributed

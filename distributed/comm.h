@@ -99,6 +99,18 @@ std::unique_ptr<Communicator> make_self_communicator();
 // MPI_COMM_WORLD (initialises MPI if needed; finalised at exit).
 std::unique_ptr<Communicator> make_mpi_communicator();
 
+// ---- the process's place in an MPI job (MPI_COMM_WORLD) ----
+// Whether this process runs in an initialised, not yet finalised MPI world of more than one rank.
+bool in_multi_rank_world();
+// This process's rank in MPI_COMM_WORLD (0 when MPI is not initialised).
+int world_rank();
+// Its rank among the ranks on the same node (MPI_Comm_split_type MPI_COMM_TYPE_SHARED; 0 when
+// MPI is not initialised): the CUDA device ordinal of a one-rank-per-GPU launch.
+int node_local_rank();
+// Ends every rank of the job (MPI_Abort on MPI_COMM_WORLD with `code`) if in_multi_rank_world();
+// otherwise returns. Callers print their one line first.
+void abort_world_if_multi_rank(int code);
+
 // NCCL over the ranks of `bootstrap` (an MPI communicator; collective over it): rank 0 makes the
 // ncclUniqueId, `bootstrap` broadcasts it, every rank joins with its bootstrap rank. Buffers are
 // CUDA device pointers on `device`; each call is enqueued on `stream` (nullptr: the legacy

@@ -84,7 +84,7 @@ std::vector<int> Layout::dp_group(int rank) const {
   return g;
 }
 
-Slice Layout::shard(int64_t n, int tp_rank) const {
+DimSlice Layout::shard(int64_t n, int tp_rank) const {
   check_tp_rank(tp_rank);
   SSIAT_CHECK(n >= 0 && n % tp_ == 0) << "Layout::shard: dimension " << n << " is not a multiple of tp = " << tp_;
   const int64_t len = n / tp_;
@@ -103,18 +103,18 @@ Block Layout::block(int64_t rows, int64_t cols, ShardKind kind, int tp_rank) con
   return {};
 }
 
-std::array<Slice, 3> Layout::qkv_rows(int tp_rank, int64_t head_dim) const {
+std::array<DimSlice, 3> Layout::qkv_rows(int tp_rank, int64_t head_dim) const {
   SSIAT_CHECK(head_dim >= 1) << "Layout::qkv_rows: head_dim = " << head_dim;
-  const Slice h = head_slice(tp_rank), kv = kv_head_slice(tp_rank);
+  const DimSlice h = head_slice(tp_rank), kv = kv_head_slice(tp_rank);
   const int64_t q_rows = dims_.n_head * head_dim, kv_rows = dims_.n_kv_head * head_dim;
-  return {Slice{h.start * head_dim, h.length * head_dim},
-          Slice{q_rows + kv.start * head_dim, kv.length * head_dim},
-          Slice{q_rows + kv_rows + kv.start * head_dim, kv.length * head_dim}};
+  return {DimSlice{h.start * head_dim, h.length * head_dim},
+          DimSlice{q_rows + kv.start * head_dim, kv.length * head_dim},
+          DimSlice{q_rows + kv_rows + kv.start * head_dim, kv.length * head_dim}};
 }
 
-std::array<Slice, 2> Layout::gate_up_rows(int tp_rank) const {
-  const Slice f = ff_slice(tp_rank);
-  return {f, Slice{dims_.d_ff + f.start, f.length}};
+std::array<DimSlice, 2> Layout::gate_up_rows(int tp_rank) const {
+  const DimSlice f = ff_slice(tp_rank);
+  return {f, DimSlice{dims_.d_ff + f.start, f.length}};
 }
 
 }  // namespace ssiat::distributed

@@ -44,11 +44,11 @@ struct ShardedDims {
 };
 
 // A half-open index range [start, start + length) of one dimension.
-struct Slice {
+struct DimSlice {
   int64_t start = 0;
   int64_t length = 0;
   int64_t end() const { return start + length; }
-  bool operator==(const Slice&) const = default;
+  bool operator==(const DimSlice&) const = default;
 };
 
 // How a parameter is split over the tp group.
@@ -60,8 +60,8 @@ enum class ShardKind {
 
 // The part of a (rows, cols) matrix that one rank holds.
 struct Block {
-  Slice rows;
-  Slice cols;
+  DimSlice rows;
+  DimSlice cols;
   bool operator==(const Block&) const = default;
 };
 
@@ -101,19 +101,19 @@ class Layout {
 
   // ---- slices, by tp rank in [0, tp) ----
   // The even slice of a dimension of size n (n must be a multiple of tp).
-  Slice shard(int64_t n, int tp_rank) const;
-  Slice head_slice(int tp_rank) const { return shard(dims_.n_head, tp_rank); }       // query heads
-  Slice kv_head_slice(int tp_rank) const { return shard(dims_.n_kv_head, tp_rank); }  // kv heads
-  Slice ff_slice(int tp_rank) const { return shard(dims_.d_ff, tp_rank); }            // MLP features
-  Slice vocab_slice(int tp_rank) const { return shard(dims_.vocab_size, tp_rank); }   // token ids
+  DimSlice shard(int64_t n, int tp_rank) const;
+  DimSlice head_slice(int tp_rank) const { return shard(dims_.n_head, tp_rank); }       // query heads
+  DimSlice kv_head_slice(int tp_rank) const { return shard(dims_.n_kv_head, tp_rank); }  // kv heads
+  DimSlice ff_slice(int tp_rank) const { return shard(dims_.d_ff, tp_rank); }            // MLP features
+  DimSlice vocab_slice(int tp_rank) const { return shard(dims_.vocab_size, tp_rank); }   // token ids
   // The block of a (rows, cols) weight held by tp rank t: all of it (kReplicated), rows sharded
   // (kColumn) or cols sharded (kRow).
   Block block(int64_t rows, int64_t cols, ShardKind kind, int tp_rank) const;
   // Global rows of the fused (QKV, C) weight that tp rank t holds, in local order: its heads'
   // q rows, then its kv heads' k rows, then their v rows. head_dim = HS = C / NH.
-  std::array<Slice, 3> qkv_rows(int tp_rank, int64_t head_dim) const;
+  std::array<DimSlice, 3> qkv_rows(int tp_rank, int64_t head_dim) const;
   // Global rows of the fused (2F, C) [gate|up] weight that tp rank t holds: gate, then up.
-  std::array<Slice, 2> gate_up_rows(int tp_rank) const;
+  std::array<DimSlice, 2> gate_up_rows(int tp_rank) const;
 
   bool operator==(const Layout&) const = default;
 

@@ -512,7 +512,7 @@ TEST(Checkpoint, EveryEditedManifestFieldIsRefusedNamingTheFileAndKey) {
   const std::vector<Edit> edits = {
       {"step", [](auto& m) { m["step"] = 41; }, "step 41 disagrees with the directory name step_00000040"},
       {"samples_seen", [](auto& m) { m["samples_seen"] = 1281; },
-       "samples_seen 1281 disagrees with step × train.micro_batch × train.grad_accum = 40 × 8 × 4 = 1280"},
+       "samples_seen 1281 disagrees with step × train.micro_batch × train.grad_accum × parallel.dp = 40 × 8 × 4 × 1 = 1280"},
       {"recipe", [&](auto& m) { m["recipe"] = other_recipe; }, "recipe_sha256 " + sha256_hex(meta_for(40).recipe) +
                                                                   " is not the SHA-256 of the recorded recipe text"},
       {"recipe_sha256", [](auto& m) { m["recipe_sha256"] = std::string(64, 'a'); }, "recipe_sha256 aaaa"},

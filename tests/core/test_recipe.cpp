@@ -749,7 +749,7 @@ TEST_F(RecipeTest, ParallelTpMustDivideTheShardedDimensions) {
   EXPECT_THROW(p.validate(), ConfigError);
 }
 
-// Keys written by default in the canonical text; parallel.* may not change on --resume yet.
+// Keys written by default in the canonical text; parallel.* are layout keys, not freely mutable.
 TEST_F(RecipeTest, ParallelKeysAreCanonicalAndFixedOnResume) {
   Recipe r = load_recipe(write(join(kBase)));
   const std::string canon = recipe_to_toml(r);

@@ -125,7 +125,7 @@ TEST(Mesh, RanksOutsideTheWorldThrow) {
 
 // The slices of tp ranks 0..tp-1, in order, tile [0, n) with no gap and no overlap, each of
 // length n / tp.
-void expect_tiles(const std::vector<Slice>& slices, int64_t n) {
+void expect_tiles(const std::vector<DimSlice>& slices, int64_t n) {
   int64_t next = 0;
   for (const auto& s : slices) {
     EXPECT_EQ(s.start, next);
@@ -139,7 +139,7 @@ TEST(Mesh, SlicesCoverEachDimensionExactlyOnce) {
   for (int tp : {1, 2, 4}) {
     SCOPED_TRACE("tp " + std::to_string(tp));
     const Layout l(tp, 1, tp, kDims);
-    std::vector<Slice> heads, kv, ff, vocab, any;
+    std::vector<DimSlice> heads, kv, ff, vocab, any;
     for (int t = 0; t < tp; t++) {
       heads.push_back(l.head_slice(t));
       kv.push_back(l.kv_head_slice(t));
@@ -154,10 +154,10 @@ TEST(Mesh, SlicesCoverEachDimensionExactlyOnce) {
     expect_tiles(any, 96);
   }
   const Layout l4(4, 1, 4, kDims);
-  EXPECT_EQ(l4.vocab_slice(2), (Slice{130, 65}));
-  EXPECT_EQ(l4.head_slice(3), (Slice{6, 2}));
-  EXPECT_EQ(l4.kv_head_slice(1), (Slice{1, 1}));
-  EXPECT_EQ(l4.ff_slice(1), (Slice{6, 6}));
+  EXPECT_EQ(l4.vocab_slice(2), (DimSlice{130, 65}));
+  EXPECT_EQ(l4.head_slice(3), (DimSlice{6, 2}));
+  EXPECT_EQ(l4.kv_head_slice(1), (DimSlice{1, 1}));
+  EXPECT_EQ(l4.ff_slice(1), (DimSlice{6, 6}));
 }
 
 TEST(Mesh, ColumnShardsSplitRowsAndRowShardsSplitColumns) {
@@ -170,11 +170,11 @@ TEST(Mesh, ColumnShardsSplitRowsAndRowShardsSplitColumns) {
   EXPECT_THROW(l.block(6, 7, ShardKind::kRow, 0), Error);
   for (int tp : {1, 2, 4}) {
     const Layout m(tp, 1, tp, kDims);
-    std::vector<Slice> rows, cols;
+    std::vector<DimSlice> rows, cols;
     for (int t = 0; t < tp; t++) {
       const Block c = m.block(24, 6, ShardKind::kColumn, t), r = m.block(6, 24, ShardKind::kRow, t);
-      EXPECT_EQ(c.cols, (Slice{0, 6}));
-      EXPECT_EQ(r.rows, (Slice{0, 6}));
+      EXPECT_EQ(c.cols, (DimSlice{0, 6}));
+      EXPECT_EQ(r.rows, (DimSlice{0, 6}));
       rows.push_back(c.rows);
       cols.push_back(r.cols);
     }
@@ -186,15 +186,15 @@ TEST(Mesh, ColumnShardsSplitRowsAndRowShardsSplitColumns) {
 TEST(Mesh, FusedQkvRowsPerRankByHand) {
   // NH 8, NKV 4, HS 2: (QKV, C) has q rows [0, 16), k rows [16, 24), v rows [24, 32).
   const Layout tp2(2, 1, 2, kDims);
-  EXPECT_EQ(tp2.qkv_rows(0, 2), (std::array<Slice, 3>{Slice{0, 8}, Slice{16, 4}, Slice{24, 4}}));
-  EXPECT_EQ(tp2.qkv_rows(1, 2), (std::array<Slice, 3>{Slice{8, 8}, Slice{20, 4}, Slice{28, 4}}));
+  EXPECT_EQ(tp2.qkv_rows(0, 2), (std::array<DimSlice, 3>{DimSlice{0, 8}, DimSlice{16, 4}, DimSlice{24, 4}}));
+  EXPECT_EQ(tp2.qkv_rows(1, 2), (std::array<DimSlice, 3>{DimSlice{8, 8}, DimSlice{20, 4}, DimSlice{28, 4}}));
   const Layout tp4(4, 1, 4, kDims);
-  EXPECT_EQ(tp4.qkv_rows(3, 2), (std::array<Slice, 3>{Slice{12, 4}, Slice{22, 2}, Slice{30, 2}}));
+  EXPECT_EQ(tp4.qkv_rows(3, 2), (std::array<DimSlice, 3>{DimSlice{12, 4}, DimSlice{22, 2}, DimSlice{30, 2}}));
   const Layout tp1(1, 1, 1, kDims);
-  EXPECT_EQ(tp1.qkv_rows(0, 2), (std::array<Slice, 3>{Slice{0, 16}, Slice{16, 8}, Slice{24, 8}}));
+  EXPECT_EQ(tp1.qkv_rows(0, 2), (std::array<DimSlice, 3>{DimSlice{0, 16}, DimSlice{16, 8}, DimSlice{24, 8}}));
   // F 24: (2F, C) has gate rows [0, 24), up rows [24, 48).
-  EXPECT_EQ(tp4.gate_up_rows(2), (std::array<Slice, 2>{Slice{12, 6}, Slice{36, 6}}));
-  EXPECT_EQ(tp1.gate_up_rows(0), (std::array<Slice, 2>{Slice{0, 24}, Slice{24, 24}}));
+  EXPECT_EQ(tp4.gate_up_rows(2), (std::array<DimSlice, 2>{DimSlice{12, 6}, DimSlice{36, 6}}));
+  EXPECT_EQ(tp1.gate_up_rows(0), (std::array<DimSlice, 2>{DimSlice{0, 24}, DimSlice{24, 24}}));
 }
 
 TEST(Mesh, FusedRowsPartitionTheWeightAndFormTheLocalLayout) {
@@ -212,13 +212,13 @@ TEST(Mesh, FusedRowsPartitionTheWeightAndFormTheLocalLayout) {
         EXPECT_EQ(qkv[0].length, nh / tp * hs);
         EXPECT_EQ(qkv[1].length, nkv / tp * hs);
         EXPECT_EQ(qkv[2].length, nkv / tp * hs);
-        for (const Slice& s : qkv)
+        for (const DimSlice& s : qkv)
           for (int64_t i = s.start; i < s.end(); i++) {
             EXPECT_EQ(owner_qkv[static_cast<size_t>(i)], -1) << "row " << i << " owned twice";
             owner_qkv[static_cast<size_t>(i)] = t;
           }
         // Each local query head reads a kv head of the same rank (GQA: kv = q / (NH/NKV)).
-        const Slice h = l.head_slice(t), kv = l.kv_head_slice(t);
+        const DimSlice h = l.head_slice(t), kv = l.kv_head_slice(t);
         for (int64_t q = h.start; q < h.end(); q++) {
           const int64_t k = q / (nh / nkv);
           EXPECT_TRUE(k >= kv.start && k < kv.end()) << "q head " << q << " kv head " << k;
@@ -226,7 +226,7 @@ TEST(Mesh, FusedRowsPartitionTheWeightAndFormTheLocalLayout) {
         const auto gu = l.gate_up_rows(t);
         EXPECT_EQ(gu[0].length, f / tp);
         EXPECT_EQ(gu[1].start - gu[0].start, f);  // up row i+F pairs with gate row i
-        for (const Slice& s : gu)
+        for (const DimSlice& s : gu)
           for (int64_t i = s.start; i < s.end(); i++) {
             EXPECT_EQ(owner_gu[static_cast<size_t>(i)], -1) << "row " << i << " owned twice";
             owner_gu[static_cast<size_t>(i)] = t;

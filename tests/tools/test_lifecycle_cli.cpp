@@ -5,8 +5,8 @@
 //   - SIGTERM / SIGINT / SIGUSR1: the step finishes, a checkpoint is written, one line, exit
 //     128 + signo; resume is byte-identical; a second signal ends the process at once;
 //   - one writer per run directory: a second trainer exits at once naming the holder's pid and
-//     host; a stale .lock never blocks; a multi-rank launch (launcher variables, real mpirun) is
-//     refused with one line.
+//     host; a stale .lock never blocks; a benchmark launched as several ranks (launcher variables) is
+//     refused with one line; under a real mpirun the world must match parallel.dp × parallel.tp.
 // Faults are placed with the test hook SSIAT_FAULT (core/fault.h), so every test is
 // deterministic; every wait is bounded and every child reaped (tests/tools/cli_test_util.h).
 #include <gtest/gtest.h>
@@ -306,15 +306,16 @@ void PrintTo(const RankEnv& r, std::ostream* os) { *os << r.name; }
 
 class MultiRank : public Lifecycle, public ::testing::WithParamInterface<RankEnv> {};
 
-TEST_P(MultiRank, LaunchIsRefusedWithOneLineAndWritesNothing) {
+// The step benchmark runs one process: a launch as several ranks is recognised from the
+// launcher's variables alone (before MPI) and refused with one line.
+TEST_P(MultiRank, BenchIsRefusedWithOneLine) {
   const RankEnv& p = GetParam();
   const std::string run = std::string("ranks_") + p.name;
-  const ChildExit r = Lifecycle::run(run, train_args(run), p.env);
+  const ChildExit r = Lifecycle::run(run, {"bench", "train-step", "tiny.toml", "--steps", "1"}, p.env);
   ASSERT_TRUE(r.exited);
   EXPECT_NE(r.code, 0);
-  EXPECT_EQ(err(run), std::string("ssiat: train: launched as ") + p.says +
-                          ", but data/tensor parallel training is not built yet (issue 9); run one process\n");
-  EXPECT_FALSE(fs::exists(dir_ / run));
+  EXPECT_EQ(err(run), std::string("ssiat: bench train-step: launched as ") + p.says +
+                          ", but it runs as one process; launch it without mpirun/srun\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -354,21 +355,25 @@ std::string find_in_path(const std::string& exe) {
   return "";
 }
 
-// The real thing: `mpirun -np 2 ssiat train ...` — every rank refuses, nothing is written.
-TEST_F(Lifecycle, RefusedUnderMpirunWithTwoRanks) {
+// `mpirun -np 2 ssiat train` of a one-rank recipe: the world does not match parallel.dp ×
+// parallel.tp; each rank says so in one line naming itself, the job ends, nothing is written.
+TEST_F(Lifecycle, WorldSizeMustMatchTheLayoutUnderMpirun) {
   const std::string mpirun = find_in_path("mpirun");
   if (mpirun.empty()) GTEST_SKIP() << "mpirun not found in PATH";
   const std::string run = "mpirun2";
   std::vector<std::string> args = {"--oversubscribe", "--allow-run-as-root", "-np", "2", SSIAT_CLI};
   const auto t = train_args(run);
   args.insert(args.end(), t.begin(), t.end());
-  Child c = spawn_cli(dir_, args, {{"OMPI_MCA_btl", "self"}}, run, 1, mpirun);
+  Child c = spawn_cli(dir_, args, {{"OMPI_MCA_btl", "self,vader"}}, run, 1, mpirun);
   const ChildExit r = wait_child(c, kTimeout);
   ASSERT_FALSE(r.timed_out);
   ASSERT_TRUE(r.exited);
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(err(run).find("ssiat: train: launched as 2 ranks ("), std::string::npos) << err(run);
-  EXPECT_NE(err(run).find("not built yet (issue 9); run one process"), std::string::npos) << err(run);
+  EXPECT_NE(err(run).find("ssiat: rank "), std::string::npos) << err(run);
+  EXPECT_NE(err(run).find(": tiny.toml: world size 2 != parallel.dp * parallel.tp = 1 * 1 = 1 (launch parallel.dp × "
+                          "parallel.tp ranks, e.g. mpirun -np 1)"),
+            std::string::npos)
+      << err(run);
   EXPECT_FALSE(fs::exists(dir_ / run));
 }
 

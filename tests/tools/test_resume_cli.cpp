@@ -275,7 +275,7 @@ TEST_F(Resume, EditedCheckpointIsRefusedNamingFileAndKeyAndNothingChanges) {
   const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> edits = {
       {[](auto& m) { m["step"] = 5; }, "step 5 disagrees with the directory name step_00000004"},
       {[](auto& m) { m["samples_seen"] = 20; },
-       "samples_seen 20 disagrees with step × train.micro_batch × train.grad_accum = 4 × 4 × 1 = 16"},
+       "samples_seen 20 disagrees with step × train.micro_batch × train.grad_accum × parallel.dp = 4 × 4 × 1 × 1 = 16"},
       {[](auto& m) { m["parent"] = std::string(64, 'a'); }, "manifest_sha256 does not match the manifest's fields"},
       {[&](auto& m) { m["recipe"] = recipe; }, "recipe_sha256 " + m0["recipe_sha256"].get<std::string>() + " is not"},
       {[](auto& m) { m["recipe_sha256"] = std::string(64, 'b'); }, "recipe_sha256 " + std::string(64, 'b') + " is not"},

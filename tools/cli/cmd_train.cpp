@@ -13,6 +13,7 @@
 #include "core/recipe.h"
 #include "core/signals.h"
 #include "core/trainer.h"
+#include "distributed/comm.h"
 #include "tools/cli/commands.h"
 
 namespace ssiat::cli {
@@ -49,6 +50,11 @@ void add_train_command(CLI::App& app) {
     opt.resume = args->resume;
     opt.progress = !args->quiet;
     const TrainResult r = train(recipe, opt);
+    if (distributed::world_rank() != 0) {  // rank 0 reports for the job
+      std::fflush(nullptr);
+      if (r.interrupted_by_signal) std::exit(128 + r.interrupted_by_signal);
+      return;
+    }
     if (r.interrupted_by_signal) {
       std::fprintf(stderr, "ssiat: %s received: finished step %lld/%lld, checkpoint %s written; resume with --resume\n",
                    signal_name(r.interrupted_by_signal), static_cast<long long>(r.step),

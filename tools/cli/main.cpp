@@ -7,7 +7,8 @@
 // (a bug: library code should have thrown a typed error with context). No raw C++
 // library text reaches the user: newlines are flattened and nlohmann's "[json.exception.*]"
 // tags are dropped. Command-line parse errors print one line too (help and --version are not
-// failures and keep CLI11's output).
+// failures and keep CLI11's output). Under mpirun/srun: "ssiat: rank R: <message>", then
+// MPI_Abort ends the whole job (exit status non-zero on every launcher).
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <hdf5.h>
 
 #include "core/error.h"
+#include "distributed/comm.h"
 #include "tools/cli/commands.h"
 
 namespace {
@@ -48,7 +50,14 @@ std::string one_line(std::string_view s) {
   return out.empty() ? "unknown error" : out;
 }
 
+// In a job of several ranks (mpirun, srun) the line names the rank, and MPI_Abort then ends
+// every rank at once, so none waits forever in a collective for this one.
 int fail(const std::string& msg) {
+  if (ssiat::distributed::in_multi_rank_world()) {
+    std::fprintf(stderr, "ssiat: rank %d: %s\n", ssiat::distributed::world_rank(), one_line(msg).c_str());
+    std::fflush(stderr);
+    ssiat::distributed::abort_world_if_multi_rank(1);
+  }
   std::fprintf(stderr, "ssiat: %s\n", one_line(msg).c_str());
   return 1;
 }

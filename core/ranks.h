@@ -1,0 +1,61 @@
+// The ranks of one training run: how a process joins the job, its communicators, and the
+// start-up agreement checks (issue 9; ../shared/DESIGN.md "Parallelism"; distributed/mesh.h).
+//
+// join_ranks(recipe): a process launched alone with parallel.dp × parallel.tp = 1 runs as one
+// rank over self communicators (MPI is never initialised). Otherwise — launched by mpirun/srun
+// as several ranks (core/run_lock.h multi_rank_launch), or a layout of more than one rank — it
+// joins MPI_COMM_WORLD, and the world must hold exactly dp × tp ranks (ConfigError naming the
+// recipe keys and both counts). Then world is split into the tp and dp groups of the Layout.
+// Collective over the world.
+//
+// Agreement: ranks compare digests with rank 0 and a rank that differs throws ConfigError naming
+// itself and the first difference ("rank 1 of 2: recipe key optim.lr is 0.002 here but 0.001 on
+// rank 0"): join_ranks compares the effective recipe (before the world size is checked against
+// it) and the build (commit and SHA-256 of the running executable); check_same_data each named
+// data manifest. Collective over the world.
+//
+// Device buffers: make_device_comms gives the dp group an NCCL communicator over the model's CUDA
+// stream (bootstrapped over the dp group's MPI communicator) when the model runs on CUDA and
+// dp > 1; dp_grads() is the communicator for gradient and parameter buffers either way.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/device.h"
+#include "core/recipe.h"
+#include "distributed/comm.h"
+#include "distributed/mesh.h"
+
+namespace ssiat {
+
+struct Ranks {
+  std::unique_ptr<distributed::Communicator> world;  // host buffers
+  std::unique_ptr<distributed::Communicator> dp;     // host buffers, this rank's dp group
+  std::unique_ptr<distributed::Communicator> tp;     // host buffers, this rank's tp group
+  std::unique_ptr<distributed::Communicator> dp_device;  // NCCL for CUDA buffers (nullptr: dp)
+  std::optional<distributed::Layout> layout;
+  int rank = 0;        // global rank
+  int local_rank = 0;  // rank on this node: the CUDA device ordinal
+  bool root() const { return rank == 0; }
+  int size() const { return world->size(); }
+  distributed::Communicator& dp_grads() { return dp_device ? *dp_device : *dp; }
+};
+
+Ranks join_ranks(const Recipe& recipe);
+void make_device_comms(Ranks& ranks, const Backend& be);
+
+// rank `root`'s string on every rank of `comm`. Collective.
+std::string broadcast_string(distributed::Communicator& comm, std::string s, int root);
+
+// (label, digest) of each data manifest, e.g. {"data manifest prep/train", "ab12…"}.
+using NamedDigests = std::vector<std::pair<std::string, std::string>>;
+void check_same_data(Ranks& ranks, const NamedDigests& data);
+
+// SHA-256 of the running executable (/proc/self/exe), computed once.
+const std::string& executable_sha256();
+
+}  // namespace ssiat

@@ -10,24 +10,29 @@
 // Shard files are byte-reproducible: HDF5 object time tracking is off; each is built in memory
 // and written with checked writes. HDF5 errors are one line naming the file and dataset.
 //
-// DataLoader: verifies every shard's SHA-256 against the manifest, checks every token against the
-// vocabulary, and serves window perm_e[g mod W] for global sample g, with perm_e a Fisher-Yates
-// shuffle driven by Philox4x32-10 (Durstenfeld 1964; Knuth TAOCP vol. 2 §3.4.2 Algorithm P) and
-// unbiased bounded integers by Lemire's multiply-and-reject ("Fast random integer generation in
-// an interval", ACM TOMACS 2019). The order depends only on (key, W, g).
+// DataLoader and open_tokenizer: core/data_loader.cpp.
 #include "core/data.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "core/data_format.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/h5.h"
@@ -41,8 +46,9 @@ using json = nlohmann::json;
 namespace ssiat {
 namespace {
 
-constexpr const char* kFormat = "ssiat-tokens/v1";
-constexpr const char* kManifestName = "manifest.json";
+using data_format::h5_check;
+using data_format::kFormat;
+using data_format::kManifestName;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -50,12 +56,6 @@ constexpr const char* kManifestName = "manifest.json";
 bool is_blank_line(std::string_view line) {
   return std::all_of(line.begin(), line.end(),
                      [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; });
-}
-
-void h5_check(bool ok, const fs::path& file, const char* what) {
-  if (ok) return;
-  const int err = h5_stack_errno();
-  throw IoError(file.string() + ": HDF5 " + what + " failed" + (err > 0 ? ": " + errno_message(err) : ""));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,163 +345,6 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
     throw;
   }
   return result;
-}
-
-// -----------------------------------------------------------------------------------------------
-// DataLoader
-
-namespace {
-
-// Uniform integer in [0, n) for Fisher-Yates draw j of epoch e (docs/data.md): attempt a uses
-// Philox counter (j, e, a, 0); x = w0 | w1 << 32; m = x * n (128-bit); accept the high half
-// unless the low half is below 2^64 mod n (Lemire 2019), which makes the result exactly uniform.
-uint64_t uniform_below(uint64_t n, uint32_t j, uint32_t e, PhiloxKey key) {
-  for (uint32_t a = 0;; a++) {
-    const PhiloxCounter c = philox4x32_10({j, e, a, 0}, key);
-    const uint64_t x = static_cast<uint64_t>(c[0]) | (static_cast<uint64_t>(c[1]) << 32);
-    const unsigned __int128 m = static_cast<unsigned __int128>(x) * n;
-    const auto low = static_cast<uint64_t>(m);
-    if (low < n) {
-      const uint64_t threshold = (0 - n) % n;  // 2^64 mod n
-      if (low < threshold) continue;
-    }
-    return static_cast<uint64_t>(m >> 64);
-  }
-}
-
-}  // namespace
-
-DataLoader::DataLoader(const fs::path& dir, int64_t seq_len, PhiloxKey order_key)
-    : seq_len_(seq_len), num_windows_(0), order_key_(order_key) {
-  if (seq_len <= 0) throw ConfigError("data loader: seq_len must be positive, got " + std::to_string(seq_len));
-  const fs::path manifest_path = dir / kManifestName;
-  const std::string text = read_whole_file(manifest_path);
-  manifest_sha256_ = sha256_hex(text);
-  json manifest;
-  try {
-    manifest = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw IoError(manifest_path.string() + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + json_error_message(e));
-  }
-  int64_t vocab = 0;
-  struct ShardEntry {
-    fs::path file;
-    int64_t tokens;
-  };
-  std::vector<ShardEntry> shards;
-  int64_t total = 0;
-  try {
-    if (manifest.at("format").get<std::string>() != kFormat)
-      throw IoError(manifest_path.string() + ": format is not " + kFormat);
-    vocab = manifest.at("tokenizer").at("vocab_size").get<int64_t>();
-    tokenizer_digest_ = manifest.at("tokenizer").at("digest").get<std::string>();
-    for (const auto& entry : manifest.at("shards")) {
-      const auto name = entry.at("file").get<std::string>();
-      const auto expect_sha = entry.at("sha256").get<std::string>();
-      const auto expect_tokens = entry.at("tokens").get<int64_t>();
-      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-        throw IoError(manifest_path.string() + ": bad shard file name '" + name + "'");
-      const fs::path file = dir / name;
-      const std::string got_sha = sha256_file(file);
-      if (got_sha != expect_sha)
-        throw IoError(file.string() + ": SHA-256 mismatch (manifest " + expect_sha + ", file " + got_sha + ")");
-      // A shard cannot hold more uint32 tokens than a quarter of its bytes.
-      if (expect_tokens < 0 || static_cast<uintmax_t>(expect_tokens) > fs::file_size(file) / 4)
-        throw IoError(manifest_path.string() + ": implausible token count for " + name);
-      shards.push_back({file, expect_tokens});
-      total += expect_tokens;
-    }
-  } catch (const json::exception& e) {
-    throw IoError(manifest_path.string() + ": missing or wrong-typed field: " + json_error_message(e));
-  }
-  tokens_.reserve(static_cast<size_t>(total));
-
-  const H5QuietErrors quiet;
-  for (const auto& [file, expect_tokens] : shards) {
-    hid_t fid = -1, did = -1;
-    H5E_BEGIN_TRY {
-      fid = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-      if (fid >= 0) did = H5Dopen2(fid, "tokens", H5P_DEFAULT);
-    }
-    H5E_END_TRY;
-    H5Handle f(fid, H5Fclose);
-    H5Handle d(did, H5Dclose);
-    if (!f.valid()) {
-      const int err = h5_stack_errno();
-      throw IoError(file.string() + ": cannot open as HDF5" + (err > 0 ? ": " + errno_message(err) : " (not an HDF5 file?)"));
-    }
-    if (!d.valid()) throw IoError(file.string() + ": no dataset \"tokens\"");
-    H5Handle type(H5Dget_type(d.get()), H5Tclose);
-    H5Handle space(H5Dget_space(d.get()), H5Sclose);
-    if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 4 ||
-        H5Tget_sign(type.get()) != H5T_SGN_NONE)
-      throw IoError(file.string() + ": dataset \"tokens\" is not uint32");
-    hsize_t dims[1] = {0};
-    if (H5Sget_simple_extent_ndims(space.get()) != 1 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 1)
-      throw IoError(file.string() + ": dataset \"tokens\" is not 1-D");
-    if (static_cast<int64_t>(dims[0]) != expect_tokens)
-      throw IoError(file.string() + ": " + std::to_string(dims[0]) + " tokens, manifest says " +
-                    std::to_string(expect_tokens));
-    const size_t base = tokens_.size();
-    tokens_.resize(base + dims[0]);
-    if (dims[0] > 0)
-      h5_check(H5Dread(d.get(), H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens_.data() + base) >= 0,
-               file, "read of \"tokens\"");
-    for (size_t i = base; i < tokens_.size(); i++)
-      if (tokens_[i] >= static_cast<uint64_t>(vocab))
-        throw DataError(file.string() + ": token " + std::to_string(tokens_[i]) + " at index " +
-                        std::to_string(i - base) + " is outside the vocabulary (" + std::to_string(vocab) + ")");
-  }
-
-  const auto L = static_cast<int64_t>(tokens_.size());
-  if (L < seq_len + 1)
-    throw DataError(dir.string() + ": " + std::to_string(L) + " tokens are too few for one window of seq_len " +
-                    std::to_string(seq_len));
-  num_windows_ = (L - 1) / seq_len;
-  if (num_windows_ > static_cast<int64_t>(UINT32_MAX))
-    throw DataError(dir.string() + ": " + std::to_string(num_windows_) + " windows exceed the 2^32 order limit");
-}
-
-int64_t DataLoader::window_of(int64_t g) const {
-  SSIAT_CHECK(g >= 0) << "data loader: negative sample index " << g;
-  const int64_t epoch = g / num_windows_;
-  SSIAT_CHECK(epoch <= static_cast<int64_t>(UINT32_MAX)) << "data loader: epoch " << epoch << " beyond 2^32";
-  if (epoch != cached_epoch_) {
-    // Durstenfeld's Fisher-Yates: for j = W-1 down to 1, swap perm[j] with perm[U(j+1)].
-    perm_.resize(static_cast<size_t>(num_windows_));
-    for (int64_t i = 0; i < num_windows_; i++) perm_[i] = i;
-    for (int64_t j = num_windows_ - 1; j >= 1; j--) {
-      const auto k = static_cast<int64_t>(uniform_below(static_cast<uint64_t>(j) + 1, static_cast<uint32_t>(j),
-                                                        static_cast<uint32_t>(epoch), order_key_));
-      std::swap(perm_[j], perm_[k]);
-    }
-    cached_epoch_ = epoch;
-  }
-  return perm_[static_cast<size_t>(g % num_windows_)];
-}
-
-void DataLoader::fill(int32_t* inputs, int32_t* targets, int64_t first, int64_t B) const {
-  SSIAT_CHECK(first >= 0 && B >= 0) << "data loader: bad range first=" << first << " B=" << B;
-  const int64_t T = seq_len_;
-  for (int64_t b = 0; b < B; b++) {
-    const int64_t w = window_of(first + b);
-    const uint32_t* src = tokens_.data() + w * T;  // (T + 1) tokens from the stream
-    int32_t* in = inputs + b * T;                  // (B, T)
-    int32_t* tg = targets + b * T;                 // (B, T)
-    for (int64_t t = 0; t < T; t++) {
-      in[t] = static_cast<int32_t>(src[t]);
-      tg[t] = static_cast<int32_t>(src[t + 1]);
-    }
-  }
-}
-
-std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(TokenizerKind kind, const std::string& path) {
-  if (kind == TokenizerKind::kByte) return tokenizer::make_byte_tokenizer();
-  try {
-    return tokenizer::BpeTokenizer::load(path);
-  } catch (const tokenizer::TokenizerError& e) {
-    throw IoError(e.what());
-  }
 }
 
 }  // namespace ssiat

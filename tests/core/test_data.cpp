@@ -8,7 +8,11 @@
 // permutation; the order for one key equals the one computed by an independent Python
 // implementation of the docs/data.md algorithm (Philox4x32-10 checked there against the Random123
 // known-answer vectors); resume and rank slicing give the same samples; a corrupted shard is
-// refused by name.
+// refused by name. Mapped shards: windows crossing one or several shard boundaries equal the
+// stream read here with HDF5, in both verify modes; shards written here as chunked, deflated,
+// compact and big-endian datasets are read into memory and serve the same samples; verify=false
+// skips the hashes but fill() still refuses a planted out-of-vocabulary token by file and index;
+// a moved loader keeps its mappings.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <unistd.h>
@@ -16,6 +20,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -130,13 +135,22 @@ Shard read_shard(const fs::path& p) {
   return sh;
 }
 
+// A shard's "tokens" read with the HDF5 C API (any layout, byte order converted by HDF5).
+std::vector<uint32_t> read_tokens(const fs::path& p) {
+  const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_GE(f, 0) << p;
+  std::vector<uint32_t> tokens = read_1d<uint32_t>(f, "tokens", H5T_NATIVE_UINT32, H5T_STD_U32LE, nullptr);
+  H5Fclose(f);
+  return tokens;
+}
+
 // The stream of a prepared directory: every shard's tokens in manifest order.
 std::vector<uint32_t> read_stream(const fs::path& dir) {
   const json m = json::parse(read_file(dir / "manifest.json"));
   std::vector<uint32_t> s;
   for (const auto& e : m["shards"]) {
-    const Shard sh = read_shard(dir / e["file"].get<std::string>());
-    s.insert(s.end(), sh.tokens.begin(), sh.tokens.end());
+    const std::vector<uint32_t> tokens = read_tokens(dir / e["file"].get<std::string>());
+    s.insert(s.end(), tokens.begin(), tokens.end());
   }
   return s;
 }
@@ -372,7 +386,7 @@ class LoaderTest : public DataTest {
     return out;
   }
   // Several documents across several shards, for coverage and resume tests.
-  fs::path prepare_multi() {
+  fs::path prepare_multi(int64_t shard_tokens = 50) {
     std::string text;
     for (int d = 0; d < 12; d++) {
       for (int i = 0; i < 5 + 3 * d; i++) text.push_back(static_cast<char>('a' + (d + i) % 26));
@@ -380,7 +394,7 @@ class LoaderTest : public DataTest {
     }
     PrepareOptions opt;
     opt.inputs = {write("multi.txt", text)};
-    opt.shard_tokens = 50;
+    opt.shard_tokens = shard_tokens;
     const fs::path out = root_ / "outs" / "multi";
     ssiat::prepare_data(opt, *make_tok(), out);
     return out;
@@ -522,8 +536,10 @@ TEST_F(LoaderTest, CorruptedShardRefusedByName) {
     EXPECT_NE(std::string(e.what()).find(shard.string()), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("SHA-256"), std::string::npos) << e.what();
   }
+  EXPECT_NO_THROW(DataLoader(dir, 4, PhiloxKey{1, 1}, {.verify = false}));  // hashes not checked
   fs::remove(shard);
   EXPECT_THROW(DataLoader(dir, 4, PhiloxKey{1, 1}), ssiat::IoError);
+  EXPECT_THROW(DataLoader(dir, 4, PhiloxKey{1, 1}, {.verify = false}), ssiat::IoError);
 }
 
 TEST_F(LoaderTest, TooFewTokensForOneWindow) {
@@ -531,4 +547,230 @@ TEST_F(LoaderTest, TooFewTokensForOneWindow) {
   EXPECT_NO_THROW(DataLoader(dir, 40, PhiloxKey{}));
   EXPECT_THROW(DataLoader(dir, 41, PhiloxKey{}), ssiat::DataError);
   EXPECT_THROW(DataLoader(dir, 0, PhiloxKey{}), ssiat::ConfigError);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapped shards, the in-memory fallback and verify = false
+
+namespace {
+
+// First stream index of each shard, then L, from the manifest.
+std::vector<int64_t> shard_starts(const fs::path& dir) {
+  const json m = json::parse(read_file(dir / "manifest.json"));
+  std::vector<int64_t> starts{0};
+  for (const auto& e : m["shards"]) starts.push_back(starts.back() + e["tokens"].get<int64_t>());
+  return starts;
+}
+
+void set_manifest_sha(const fs::path& dir, size_t shard, const std::string& sha) {
+  json m = json::parse(read_file(dir / "manifest.json"));
+  m["shards"][shard]["sha256"] = sha;
+  std::ofstream(dir / "manifest.json", std::ios::binary | std::ios::trunc) << m.dump(2) << "\n";
+}
+
+// The byte offset of "tokens" in an HDF5 file (HADDR_UNDEF if it has none).
+haddr_t tokens_offset(const fs::path& p) {
+  const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, "tokens", H5P_DEFAULT);
+  const haddr_t off = H5Dget_offset(d);
+  H5Dclose(d);
+  H5Fclose(f);
+  return off;
+}
+
+enum class Layout { kChunked, kDeflate, kCompact, kBigEndian };
+
+// Rewrites shard `p` with the same tokens stored in `layout`; returns the layout HDF5 reports.
+H5D_layout_t rewrite_shard(const fs::path& p, Layout layout) {
+  const std::vector<uint32_t> tokens = read_tokens(p);
+  const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hsize_t dims[1] = {tokens.size()};
+  const hid_t space = H5Screate_simple(1, dims, nullptr);
+  const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  const hsize_t chunk[1] = {7};
+  if (layout == Layout::kChunked || layout == Layout::kDeflate) H5Pset_chunk(dcpl, 1, chunk);
+  if (layout == Layout::kDeflate) H5Pset_deflate(dcpl, 6);
+  if (layout == Layout::kCompact) H5Pset_layout(dcpl, H5D_COMPACT);
+  const hid_t file_type = layout == Layout::kBigEndian ? H5T_STD_U32BE : H5T_STD_U32LE;
+  const hid_t d = H5Dcreate2(f, "tokens", file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  EXPECT_GE(H5Dwrite(d, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data()), 0);
+  const hid_t got_dcpl = H5Dget_create_plist(d);
+  const H5D_layout_t got = H5Pget_layout(got_dcpl);
+  H5Pclose(got_dcpl);
+  H5Dclose(d);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(f);
+  return got;
+}
+
+// The loader's samples [0, n) as (inputs, targets).
+std::pair<std::vector<int32_t>, std::vector<int32_t>> samples(const DataLoader& dl, int64_t T, int64_t n) {
+  std::vector<int32_t> in(n * T), tg(n * T);
+  dl.fill(in.data(), tg.data(), 0, n);
+  return {in, tg};
+}
+
+}  // namespace
+
+TEST_F(LoaderTest, MappedWindowsAcrossShardBoundariesEqualTheStream) {
+  // shard_tokens 8: every document (6 to 39 tokens) gets a shard of its own, 12 shards.
+  const fs::path dir = prepare_multi(8);
+  const std::vector<uint32_t> S = read_stream(dir);
+  const std::vector<int64_t> starts = shard_starts(dir);
+  ASSERT_EQ(starts.size(), 13u);
+  ASSERT_EQ(starts.back(), static_cast<int64_t>(S.size()));
+  for (const int64_t T : {1, 5, 16, 50}) {
+    for (const bool verify : {true, false}) {
+      DataLoader dl(dir, T, PhiloxKey{11, 12}, {.verify = verify});
+      EXPECT_TRUE(dl.memory_mapped());
+      ASSERT_EQ(dl.num_tokens(), static_cast<int64_t>(S.size()));
+      const int64_t W = (static_cast<int64_t>(S.size()) - 1) / T;
+      ASSERT_EQ(dl.num_windows(), W);
+      const auto [in, tg] = samples(dl, T, W);  // epoch 0: every window once
+      std::vector<int> seen(W, 0);
+      int64_t crossing = 0, spanning_three = 0;
+      for (int64_t g = 0; g < W; g++) {
+        const int64_t w = dl.window_of(g);
+        ASSERT_GE(w, 0);
+        ASSERT_LT(w, W);
+        seen[w]++;
+        for (int64_t t = 0; t < T; t++) {
+          ASSERT_EQ(in[g * T + t], static_cast<int32_t>(S[w * T + t])) << T << " " << verify << " w=" << w;
+          ASSERT_EQ(tg[g * T + t], static_cast<int32_t>(S[w * T + t + 1])) << T << " " << verify << " w=" << w;
+        }
+        // Shards holding the window's first and last stream token (w*T and w*T + T).
+        const auto shard_of = [&](int64_t pos) { return std::upper_bound(starts.begin(), starts.end(), pos) - starts.begin(); };
+        const auto span = shard_of(w * T + T) - shard_of(w * T);
+        crossing += span >= 1;
+        spanning_three += span >= 2;
+      }
+      for (int64_t w = 0; w < W; w++) ASSERT_EQ(seen[w], 1) << w;
+      if (T >= 5) {
+        EXPECT_GT(crossing, 0) << T;
+      }
+      if (T == 50) {
+        EXPECT_GT(spanning_three, 0);
+      }
+    }
+  }
+}
+
+TEST_F(LoaderTest, VerifyFalseSkipsShardHashes) {
+  const fs::path dir = prepare_multi();
+  const DataLoader reference(dir, 6, PhiloxKey{2, 3});
+  const std::string zeros(64, '0');
+  set_manifest_sha(dir, 1, zeros);
+  const fs::path shard = dir / "shard_00001.h5";
+  try {
+    DataLoader dl(dir, 6, PhiloxKey{2, 3});
+    FAIL() << "manifest with a wrong shard digest accepted";
+  } catch (const ssiat::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(shard.string() + ": SHA-256 mismatch"), std::string::npos) << e.what();
+  }
+  const DataLoader dl(dir, 6, PhiloxKey{2, 3}, {.verify = false});
+  EXPECT_TRUE(dl.memory_mapped());
+  EXPECT_EQ(dl.manifest_sha256(), ssiat::sha256_file(dir / "manifest.json"));  // the edited manifest
+  EXPECT_NE(dl.manifest_sha256(), reference.manifest_sha256());
+  const int64_t W = dl.num_windows();
+  EXPECT_EQ(samples(dl, 6, 2 * W), samples(reference, 6, 2 * W));
+}
+
+TEST_F(LoaderTest, OutOfVocabularyTokenRefusedAtLoadOrWhenServed) {
+  const fs::path dir = prepare_multi();
+  const std::vector<int64_t> starts = shard_starts(dir);
+  const fs::path shard = dir / "shard_00001.h5";
+  const haddr_t off = tokens_offset(shard);
+  ASSERT_NE(off, HADDR_UNDEF);
+  const int64_t k = 3;  // index within shard 1
+  std::string bytes = read_file(shard);
+  const uint32_t bad = 258;  // == vocab_size of the byte tokenizer
+  for (int i = 0; i < 4; i++) bytes[off + 4 * k + i] = static_cast<char>((bad >> (8 * i)) & 0xff);  // little-endian
+  std::ofstream(shard, std::ios::binary | std::ios::trunc) << bytes;
+  ASSERT_EQ(read_tokens(shard)[k], bad);  // HDF5 agrees where the token is
+  set_manifest_sha(dir, 1, ssiat::sha256_file(shard));  // the hash passes; the range check must not
+  const std::string where = shard.string() + ": token 258 at index 3 is outside the vocabulary (258)";
+
+  const int64_t T = 5;
+  try {
+    DataLoader dl(dir, T, PhiloxKey{4, 4});
+    FAIL() << "out-of-vocabulary token accepted at load";
+  } catch (const ssiat::DataError& e) {
+    EXPECT_EQ(std::string(e.what()), where);
+  }
+
+  const DataLoader dl(dir, T, PhiloxKey{4, 4}, {.verify = false});
+  const int64_t p = starts[1] + k;  // stream index of the planted token
+  int64_t served_bad = 0, served_good = 0;
+  for (int64_t g = 0; g < dl.num_windows(); g++) {
+    const int64_t w = dl.window_of(g);
+    std::vector<int32_t> in(T), tg(T);
+    if (w * T <= p && p <= w * T + T) {  // as an input or as the last target
+      try {
+        dl.fill(in.data(), tg.data(), g, 1);
+        ADD_FAILURE() << "window " << w << " served the out-of-vocabulary token";
+      } catch (const ssiat::DataError& e) {
+        EXPECT_EQ(std::string(e.what()), where);
+      }
+      served_bad++;
+    } else {
+      EXPECT_NO_THROW(dl.fill(in.data(), tg.data(), g, 1)) << "window " << w;
+      served_good++;
+    }
+  }
+  EXPECT_GE(served_bad, 1);
+  EXPECT_GT(served_good, 10);
+}
+
+TEST_F(LoaderTest, NonContiguousShardsAreReadIntoMemory) {
+  const fs::path dir = prepare_multi();
+  const fs::path ref_dir = root_ / "outs" / "reference";
+  fs::copy(dir, ref_dir, fs::copy_options::recursive);
+  const int64_t T = 7;
+  const DataLoader reference(ref_dir, T, PhiloxKey{8, 1});
+  EXPECT_TRUE(reference.memory_mapped());
+  ASSERT_GE(shard_starts(dir).size(), 5u);  // at least four shards to rewrite
+
+  EXPECT_EQ(rewrite_shard(dir / "shard_00000.h5", Layout::kChunked), H5D_CHUNKED);
+  const Layout second = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 ? Layout::kDeflate : Layout::kChunked;
+  EXPECT_EQ(rewrite_shard(dir / "shard_00001.h5", second), H5D_CHUNKED);
+  EXPECT_EQ(rewrite_shard(dir / "shard_00002.h5", Layout::kCompact), H5D_COMPACT);
+  // Contiguous and unfiltered, but big-endian: mapping it would serve byte-swapped ids.
+  EXPECT_EQ(rewrite_shard(dir / "shard_00003.h5", Layout::kBigEndian), H5D_CONTIGUOUS);
+  EXPECT_NE(tokens_offset(dir / "shard_00003.h5"), HADDR_UNDEF);
+  for (size_t s = 0; s < 4; s++) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "shard_%05zu.h5", s);
+    set_manifest_sha(dir, s, ssiat::sha256_file(dir / name));
+  }
+  EXPECT_EQ(read_stream(dir), read_stream(ref_dir));
+
+  for (const bool verify : {true, false}) {
+    const DataLoader dl(dir, T, PhiloxKey{8, 1}, {.verify = verify});
+    EXPECT_FALSE(dl.memory_mapped());
+    ASSERT_EQ(dl.num_windows(), reference.num_windows());
+    const int64_t n = 2 * dl.num_windows() + 3;
+    EXPECT_EQ(samples(dl, T, n), samples(reference, T, n)) << "verify=" << verify;
+  }
+}
+
+TEST_F(LoaderTest, MovedLoaderKeepsServing) {
+  const fs::path dir = prepare_multi(8);
+  const int64_t T = 9;
+  const DataLoader reference(dir, T, PhiloxKey{6, 6});
+  const int64_t n = reference.num_windows() + 5;
+  const auto expect = samples(reference, T, n);
+
+  DataLoader a(dir, T, PhiloxKey{6, 6});
+  std::optional<DataLoader> holder;
+  holder.emplace(std::move(a));
+  DataLoader b = std::move(*holder);
+  holder.reset();  // the moved-from loader must not unmap what b serves
+  EXPECT_TRUE(b.memory_mapped());
+  EXPECT_EQ(samples(b, T, n), expect);
+
+  DataLoader c(prepare_forty(), T, PhiloxKey{1, 1});
+  c = std::move(b);  // c's own mappings are released, b's are taken over
+  EXPECT_EQ(c.num_tokens(), reference.num_tokens());
+  EXPECT_EQ(samples(c, T, n), expect);
 }

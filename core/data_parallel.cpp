@@ -24,6 +24,7 @@ DataParallel::DataParallel(dist::Communicator& grads, dist::Communicator& host, 
   for (int64_t off = 0; off < n_; off += K) buckets_.push_back({off, std::min(K, n_ - off)});
   owned_ = owned(rank_);
   owned_state_ = state_offsets(owned_);
+  norm_ranges_ = owned_;
   if (!zero1_) {
     state_size_ = n_;
     segments_ = segments_of(views);
@@ -73,9 +74,22 @@ void DataParallel::reduce_grads(float* grads) {
   }
 }
 
+void DataParallel::set_tensor_parallel(dist::Communicator& tp_host, const std::vector<ParamView>& views) {
+  if (tp_host.size() == 1) return;
+  tp_host_ = &tp_host;
+  norm_ranges_.clear();
+  for (const auto& r : owned_)
+    for (const auto& v : views) {
+      if (v.shard == dist::ShardKind::kReplicated && tp_host.rank() != 0) continue;
+      const int64_t lo = std::max(r.offset, v.offset), hi = std::min(r.end(), v.offset + v.numel);
+      if (lo < hi) norm_ranges_.push_back({lo, hi - lo});
+    }
+}
+
 double DataParallel::grad_norm(const Backend& be, const float* grads) {
   double local = 0;
-  for (const auto& r : owned_) local += ops::sum_squares(be, grads + r.offset, r.count);
+  for (const auto& r : norm_ranges_) local += ops::sum_squares(be, grads + r.offset, r.count);
+  if (tp_host_) tp_host_->allreduce_sum(&local, 1, dist::DType::kF64);
   host_.allreduce_sum(&local, 1, dist::DType::kF64);
   return std::sqrt(local);
 }

@@ -11,8 +11,8 @@
 //                  ZeRO-1: reduce_scatter_sum only: the owned slices hold the summed gradients,
 //                  the rest of the buffer is left as it was (stale partial sums, never read).
 //   grad_norm:     sqrt of ( Σ over owned ranges, in buffer order, of ops::sum_squares ), the
-//                  per-rank f64 sums then allreduced over dp in rank order: the same value on
-//                  every rank, and the same bits with ZeRO-1 on or off.
+//                  per-rank f64 sums then allreduced (over tp, then) over dp in rank order: the
+//                  same value on every rank, and the same bits with ZeRO-1 on or off.
 //   clip:          the owned ranges (ZeRO-1) or the whole buffer scaled by the same factor.
 //   update:        AdamW (core/optimizer.h) by segments(): plain DP one segment per view over
 //                  the whole buffer, moments for every parameter; ZeRO-1 the owned ranges cut at
@@ -71,6 +71,11 @@ class DataParallel {
   int64_t state_size() const { return state_size_; }
   const std::vector<AdamSegment>& segments() const { return segments_; }
 
+  // Under tensor parallelism: the norm counts every sharded block once per tp rank and every
+  // replicated tensor (norms) once (tp rank 0's), summing the f64 partial sums over `tp_host`
+  // (rank order) before dp. With one tp rank nothing changes.
+  void set_tensor_parallel(distributed::Communicator& tp_host, const std::vector<ParamView>& views);
+
   void reduce_grads(float* grads);
   double grad_norm(const Backend& be, const float* grads);
   // Scales the gradients AdamW reads by grad_clip / (norm + 1e-6) when norm > grad_clip > 0
@@ -100,6 +105,8 @@ class DataParallel {
   std::vector<int64_t> owned_state_;  // state offset of each owned_ range (ZeRO-1)
   int64_t state_size_ = 0;
   std::vector<AdamSegment> segments_;
+  std::vector<FlatRange> norm_ranges_;            // what grad_norm sums on this rank (owned_ with tp = 1)
+  distributed::Communicator* tp_host_ = nullptr;  // set when tp > 1
 };
 
 }  // namespace ssiat

@@ -14,15 +14,22 @@
 namespace ssiat {
 
 template <typename T>
-Llama<T>::Llama(const ModelConfig& cfg, const ExecConfig& exec) : cfg_(cfg), exec_(exec) {
+Llama<T>::Llama(const ModelConfig& cfg, const ExecConfig& exec, const TensorParallel& tp)
+    : cfg_(cfg), exec_(exec), tp_(tp) {
   cfg_.validate();
+  SSIAT_CHECK(tp.size >= 1 && tp.rank >= 0 && tp.rank < tp.size && (tp.size == 1 || tp.comm))
+      << "model: bad tensor-parallel rank " << tp.rank << " of " << tp.size;
+  const int64_t NKV = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head;
+  if (const auto p = distributed::layout_problem(1, tp.size, {cfg_.n_head, NKV, cfg_.d_ff, cfg_.vocab_size}))
+    throw ConfigError(p->message);
   backend_ = Backend::create(exec.device, exec.ordinal, exec.precision);
   C_ = cfg_.d_model;
-  NH_ = cfg_.n_head;
-  NKV_ = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head;
-  HS_ = C_ / NH_;
-  F_ = cfg_.d_ff;
-  V_ = cfg_.vocab_size;
+  HS_ = C_ / cfg_.n_head;
+  NH_ = cfg_.n_head / tp.size;
+  NKV_ = NKV / tp.size;
+  F_ = cfg_.d_ff / tp.size;
+  V_ = cfg_.vocab_size / tp.size;
+  v0_ = V_ * tp.rank;
   L_ = cfg_.n_layer;
   QKV_ = checked_mul(checked_add(NH_, checked_mul(2, NKV_, "model.n_kv_head"), "model.n_head"), HS_, "model.d_model");
   layout();
@@ -34,31 +41,44 @@ void Llama<T>::layout() {
   const double std = cfg_.init_std;
   // Output projections into the residual stream are scaled by 1/sqrt(2L) (GPT-2, Megatron).
   const double std_out = cfg_.init_std / std::sqrt(2.0 * static_cast<double>(L_));
+  // Shard specs are decided here, once (DESIGN "Parallelism"): column-parallel (rows split) for
+  // the embedding, q/k/v, gate/up and the LM head; row-parallel (cols split) for o_proj and
+  // down_proj; norms replicated. Each view holds this rank's block, in the one-rank layout with
+  // the local dimensions, so the local [q|k|v] and [gate|up] stay adjacent.
+  const distributed::Layout mesh(tp_.size, 1, tp_.size,
+                                 {cfg_.n_head, NKV_ * tp_.size, cfg_.d_ff, cfg_.vocab_size});
+  using distributed::ShardKind;
   // Sizes are checked (core/buffer.h): a shape whose element count overflows throws naming the tensor.
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, InitSpec init, bool decay) {
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, ShardKind kind, InitSpec init, bool decay) {
     int64_t n = 1;
     for (int64_t d : shape) n = checked_mul(n, d, name);
-    views_.push_back(ParamView{name, std::move(shape), off, n, init, decay});
-    off = checked_add(off, n, "model parameters");
-    return off - n;
+    const int64_t rows = shape.size() == 2 ? shape[0] : 1, cols = shape.back();
+    const distributed::Block block = mesh.block(rows, cols, kind, tp_.rank);
+    const int64_t local = block.rows.length * block.cols.length;
+    views_.push_back(ParamView{name, std::move(shape), off, local, init, decay, kind, block});
+    off = checked_add(off, local, "model parameters");
+    return off - local;
   };
-  wte_ = add("model.embed_tokens.weight", {V_, C_}, InitSpec::normal(0.0, std), true);
+  const int64_t NHg = cfg_.n_head, NKVg = NKV_ * tp_.size, Fg = cfg_.d_ff, Vg = cfg_.vocab_size;
+  wte_ = add("model.embed_tokens.weight", {Vg, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
   for (int64_t l = 0; l < L_; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Layer ly;
-    ly.ln1 = add(p + "input_layernorm.weight", {C_}, InitSpec::ones(), false);
-    ly.qkv = add(p + "self_attn.q_proj.weight", {NH_ * HS_, C_}, InitSpec::normal(0.0, std), true);
-    add(p + "self_attn.k_proj.weight", {NKV_ * HS_, C_}, InitSpec::normal(0.0, std), true);
-    add(p + "self_attn.v_proj.weight", {NKV_ * HS_, C_}, InitSpec::normal(0.0, std), true);
-    ly.o = add(p + "self_attn.o_proj.weight", {C_, NH_ * HS_}, InitSpec::normal(0.0, std_out), true);
-    ly.ln2 = add(p + "post_attention_layernorm.weight", {C_}, InitSpec::ones(), false);
-    ly.gu = add(p + "mlp.gate_proj.weight", {F_, C_}, InitSpec::normal(0.0, std), true);
-    add(p + "mlp.up_proj.weight", {F_, C_}, InitSpec::normal(0.0, std), true);
-    ly.down = add(p + "mlp.down_proj.weight", {C_, F_}, InitSpec::normal(0.0, std_out), true);
+    ly.ln1 = add(p + "input_layernorm.weight", {C_}, ShardKind::kReplicated, InitSpec::ones(), false);
+    ly.qkv = add(p + "self_attn.q_proj.weight", {NHg * HS_, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
+    add(p + "self_attn.k_proj.weight", {NKVg * HS_, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
+    add(p + "self_attn.v_proj.weight", {NKVg * HS_, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
+    ly.o = add(p + "self_attn.o_proj.weight", {C_, NHg * HS_}, ShardKind::kRow, InitSpec::normal(0.0, std_out), true);
+    ly.ln2 = add(p + "post_attention_layernorm.weight", {C_}, ShardKind::kReplicated, InitSpec::ones(), false);
+    ly.gu = add(p + "mlp.gate_proj.weight", {Fg, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
+    add(p + "mlp.up_proj.weight", {Fg, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
+    ly.down = add(p + "mlp.down_proj.weight", {C_, Fg}, ShardKind::kRow, InitSpec::normal(0.0, std_out), true);
     layers_.push_back(ly);
   }
-  norm_ = add("model.norm.weight", {C_}, InitSpec::ones(), false);
-  lm_head_ = cfg_.tied_embeddings ? wte_ : add("lm_head.weight", {V_, C_}, InitSpec::normal(0.0, std), true);
+  norm_ = add("model.norm.weight", {C_}, ShardKind::kReplicated, InitSpec::ones(), false);
+  lm_head_ = cfg_.tied_embeddings
+                 ? wte_
+                 : add("lm_head.weight", {Vg, C_}, ShardKind::kColumn, InitSpec::normal(0.0, std), true);
   const Device& dev = backend_->device();
   params_.resize(off, dev);
   grads_.resize(off, dev);
@@ -114,20 +134,38 @@ std::vector<std::string> Llama<T>::init_weights(SeedRegistry& reg) {
     staging.resize(params_.size());
     base = staging.data();
   }
+  std::vector<T> whole;  // tp rank 0 under tensor parallelism: one logical tensor at a time
   for (const auto& v : views_) {
     const std::string stream = "init/" + v.name;
     T* dst = base + v.offset;
-    if (v.init.kind == InitKind::kZeros || v.init.kind == InitKind::kOnes) {
-      init_fill(dst, 0, v.numel, v.init, PhiloxKey{});  // deterministic: no stream drawn
+    const bool deterministic = v.init.kind == InitKind::kZeros || v.init.kind == InitKind::kOnes;
+    const PhiloxKey key = deterministic ? PhiloxKey{} : reg.stream_key(stream);  // no stream for constants
+    // This rank's block at its logical element indices: rows [r0, r1) x cols [c0, c1) of the
+    // (rows, cols) tensor; element (r, c) is stream index r * cols + c.
+    const int64_t cols = v.shape.back();
+    const distributed::Block& b = v.block;
+    if (b.cols.length == cols) {
+      init_fill(dst, static_cast<uint64_t>(b.rows.start * cols), v.numel, v.init, key);
     } else {
-      init_fill(dst, 0, v.numel, v.init, reg.stream_key(stream));
+      for (int64_t r = 0; r < b.rows.length; r++)
+        init_fill(dst + r * b.cols.length, static_cast<uint64_t>((b.rows.start + r) * cols + b.cols.start),
+                  b.cols.length, v.init, key);
+    }
+    const T* hashed = dst;
+    int64_t hashed_n = v.numel;
+    if (tp_.active() && tp_.rank == 0 && v.shard != distributed::ShardKind::kReplicated) {
+      hashed_n = 1;
+      for (int64_t d : v.shape) hashed_n *= d;
+      whole.resize(static_cast<size_t>(hashed_n));
+      init_fill(whole.data(), 0, hashed_n, v.init, key);
+      hashed = whole.data();
     }
     nlohmann::json rec = {{"type", "tensor"},
                           {"name", v.name},
                           {"shape", v.shape},
                           {"dtype", sizeof(T) == 4 ? "float32" : "float64"},
                           {"init", v.init.to_json()},
-                          {"sha256", hashes.emplace_back(sha256_hex(dst, static_cast<size_t>(v.numel) * sizeof(T)))}};
+                          {"sha256", hashes.emplace_back(sha256_hex(hashed, static_cast<size_t>(hashed_n) * sizeof(T)))}};
     if (v.init.kind != InitKind::kZeros && v.init.kind != InitKind::kOnes) rec["stream"] = stream;
     reg.record(std::move(rec));
   }
@@ -140,8 +178,8 @@ template <typename T>
 double Llama<T>::flops_per_token(int64_t T_) const {
   double matmul = 0;
   for (const auto& v : views_)
-    if (v.shape.size() == 2 && v.offset != wte_) matmul += static_cast<double>(v.numel);
-  if (cfg_.tied_embeddings) matmul += static_cast<double>(V_) * static_cast<double>(C_);
+    if (v.shape.size() == 2 && v.offset != wte_) matmul += static_cast<double>(v.shape[0]) * static_cast<double>(v.shape[1]);
+  if (cfg_.tied_embeddings) matmul += static_cast<double>(cfg_.vocab_size) * static_cast<double>(C_);
   return 6.0 * matmul + 12.0 * static_cast<double>(L_) * static_cast<double>(C_) * static_cast<double>(T_);
 }
 
@@ -185,6 +223,11 @@ void Llama<T>::ensure_capacity(int64_t B, int64_t T_) {
   rstdf_.resize(N, dev);
   logits_.resize(n({N, V_}), dev);
   losses_.resize(N, dev);
+  if (tp_.active()) {
+    ce_rowmax_.resize(N, dev);
+    ce_gathered_.resize(n({tp_.size, N}), dev);
+    ce_sums_.resize(n({2, N}), dev);
+  }
   proj_.resize(n({N, C_}), dev);
   dres_.resize(n({N, C_}), dev);
   dln_.resize(n({N, C_}), dev);
@@ -221,16 +264,18 @@ void Llama<T>::layer_forward(int64_t l) {
   T* gu = gu_.data() + s * N * 2 * F_;            // (N, 2F)
   T* act = act_.data() + s * N * F_;              // (N, F)
   // attention block: resmid = res + o_proj(attn(rope(qkv_proj(norm(res)))))
+  // (tensor parallel: this rank's heads and MLP features; q/k/v and gate/up column-parallel,
+  // o_proj and down_proj row-parallel, core/tensor_parallel.h)
   ops::rmsnorm_forward(be, ln1, rstd1_.data() + l * N, res, w + ly.ln1, N, C, eps);
-  ops::matmul_forward(be, qkv, ln1, w + ly.qkv, lp(ly.qkv), N, C, QKV_);
+  tp::column_forward(be, tp_, qkv, ln1, w + ly.qkv, lp(ly.qkv), N, C, QKV_);
   ops::rope_forward(be, qkv, rope_cos_.data(), rope_sin_.data(), B, T_, NH_, NKV_, HS_);
   ops::attention_forward(be, att, lse, qkv, B, T_, NH_, NKV_, HS_);
-  ops::matmul_forward(be, proj_.data(), att, w + ly.o, lp(ly.o), N, NH_ * HS_, C);
+  tp::row_forward(be, tp_, proj_.data(), att, w + ly.o, lp(ly.o), N, NH_ * HS_, C);
   // MLP block: next = resmid + down(silu(gate(x)) * up(x)), x = norm(resmid)
   ops::rmsnorm_residual_forward(be, resmid, ln2, rstd2_.data() + l * N, res, proj_.data(), w + ly.ln2, N, C, eps);
-  ops::matmul_forward(be, gu, ln2, w + ly.gu, lp(ly.gu), N, C, 2 * F_);
+  tp::column_forward(be, tp_, gu, ln2, w + ly.gu, lp(ly.gu), N, C, 2 * F_);
   ops::swiglu_forward(be, act, gu, N, F_);
-  ops::matmul_forward(be, proj_.data(), act, w + ly.down, lp(ly.down), N, F_, C);
+  tp::row_forward(be, tp_, proj_.data(), act, w + ly.down, lp(ly.down), N, F_, C);
   ops::add(be, next, resmid, proj_.data(), N * C);
 }
 
@@ -247,17 +292,13 @@ double Llama<T>::forward(const int32_t* inputs, const int32_t* targets, int64_t 
   ops::upload(be, inputs_.data(), inputs, N);
   if (pass != Pass::kLogits) ops::upload(be, targets_.data(), targets, N);
 
-  ops::embedding_forward(be, res_.data(), inputs_.data(), w + wte_, N, C, V_);
+  tp::embedding_forward(be, tp_, res_.data(), inputs_.data(), w + wte_, N, C, V_, v0_);
   for (int64_t l = 0; l < L_; l++) layer_forward(l);
   ops::rmsnorm_forward(be, lnf_.data(), rstdf_.data(), res_.data() + L_ * N * C, w + norm_, N, C, eps);
-  ops::matmul_forward(be, logits_.data(), lnf_.data(), w + lm_head_, lp(lm_head_), N, C, V_);
+  tp::column_forward(be, tp_, logits_.data(), lnf_.data(), w + lm_head_, lp(lm_head_), N, C, V_);
   if (pass == Pass::kLogits) return 0.0;
-  if (pass == Pass::kTrain) {
-    ops::crossentropy_fused(be, losses_.data(), logits_.data(), targets_.data(), N, V_,
-                            loss_scale / static_cast<T>(N));
-  } else {
-    ops::crossentropy_forward(be, losses_.data(), logits_.data(), targets_.data(), N, V_);
-  }
+  tp::cross_entropy(be, tp_, losses_.data(), logits_.data(), targets_.data(), N, V_, v0_, pass == Pass::kTrain,
+                    loss_scale / static_cast<T>(N), {ce_rowmax_.data(), ce_gathered_.data(), ce_sums_.data()});
   return ops::sum(be, losses_.data(), N) / static_cast<double>(N);
 }
 
@@ -270,7 +311,8 @@ void Llama<T>::backward() {
   T* g = grads_.data();
   T* dres = dres_.data();
   // LM head and final norm; dres accumulates d(residual stream) from here down.
-  ops::matmul_backward(be, dln_.data(), g + lm_head_, logits_.data(), lnf_.data(), w + lm_head_, lp(lm_head_), N, C, V_);
+  tp::column_backward(be, tp_, dln_.data(), g + lm_head_, logits_.data(), lnf_.data(), w + lm_head_, lp(lm_head_), N,
+                      C, V_);
   ops::zero(be, dres, N * C);
   ops::rmsnorm_backward(be, dres, g + norm_, dln_.data(), res_.data() + L_ * N * C, w + norm_, rstdf_.data(), N, C);
   for (int64_t l = L_ - 1; l >= 0; l--) {
@@ -282,20 +324,21 @@ void Llama<T>::backward() {
     const T* qkv = qkv_.data() + s * N * QKV_;
     const T* att = att_.data() + s * N * NH_ * HS_;
     // MLP block (dres is d res_next; the residual path passes it through unchanged)
-    ops::matmul_backward(be, dact_.data(), g + ly.down, dres, act_.data() + s * N * F_, w + ly.down, lp(ly.down), N, F_, C);
+    tp::row_backward(be, tp_, dact_.data(), g + ly.down, dres, act_.data() + s * N * F_, w + ly.down, lp(ly.down), N,
+                     F_, C);
     ops::swiglu_backward(be, dgu_.data(), dact_.data(), gu_.data() + s * N * 2 * F_, N, F_);
-    ops::matmul_backward(be, dln_.data(), g + ly.gu, dgu_.data(), ln2_.data() + s * N * C, w + ly.gu, lp(ly.gu), N, C,
-                         2 * F_);
+    tp::column_backward(be, tp_, dln_.data(), g + ly.gu, dgu_.data(), ln2_.data() + s * N * C, w + ly.gu, lp(ly.gu),
+                        N, C, 2 * F_);
     ops::rmsnorm_backward(be, dres, g + ly.ln2, dln_.data(), resmid, w + ly.ln2, rstd2_.data() + l * N, N, C);
     // attention block (dres is now d resmid)
-    ops::matmul_backward(be, datt_.data(), g + ly.o, dres, att, w + ly.o, lp(ly.o), N, NH_ * HS_, C);
+    tp::row_backward(be, tp_, datt_.data(), g + ly.o, dres, att, w + ly.o, lp(ly.o), N, NH_ * HS_, C);
     ops::attention_backward(be, dqkv_.data(), datt_.data(), att, lse_.data() + s * N * NH_, qkv, B, T_, NH_, NKV_, HS_);
     ops::rope_backward(be, dqkv_.data(), rope_cos_.data(), rope_sin_.data(), B, T_, NH_, NKV_, HS_);
-    ops::matmul_backward(be, dln_.data(), g + ly.qkv, dqkv_.data(), ln1_.data() + s * N * C, w + ly.qkv, lp(ly.qkv), N, C,
-                         QKV_);
+    tp::column_backward(be, tp_, dln_.data(), g + ly.qkv, dqkv_.data(), ln1_.data() + s * N * C, w + ly.qkv,
+                        lp(ly.qkv), N, C, QKV_);
     ops::rmsnorm_backward(be, dres, g + ly.ln1, dln_.data(), res, w + ly.ln1, rstd1_.data() + l * N, N, C);
   }
-  ops::embedding_backward(be, g + wte_, dres, inputs_.data(), N, C, V_);
+  tp::embedding_backward(be, tp_, g + wte_, dres, inputs_.data(), N, C, V_, v0_);
 }
 
 template class Llama<float>;

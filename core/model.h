@@ -38,9 +38,12 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/error.h"
 #include "core/device.h"
 #include "core/init.h"
 #include "core/recipe.h"
+#include "core/tensor_parallel.h"
+#include "distributed/mesh.h"
 
 namespace ssiat {
 
@@ -50,9 +53,13 @@ struct ParamView {
   std::string name;            // Hugging Face name
   std::vector<int64_t> shape;  // logical (unsharded) shape, row-major
   int64_t offset = 0;          // into the flat buffers, in elements
-  int64_t numel = 0;
+  int64_t numel = 0;           // elements held by this rank (the local block)
   InitSpec init;
   bool weight_decay = false;   // true for matrices, false for norms
+  // Tensor parallelism: how the tensor is split over the tp group, and this rank's block of it
+  // (rows and cols of the logical (rows, cols) matrix; a 1-D tensor is (1, n), replicated).
+  distributed::ShardKind shard = distributed::ShardKind::kReplicated;
+  distributed::Block block;
 };
 
 enum class Pass { kTrain, kEval, kLogits };
@@ -68,10 +75,22 @@ struct ExecConfig {
 template <typename T>
 class Llama {
  public:
-  explicit Llama(const ModelConfig& cfg, const ExecConfig& exec = {});
+  // tp: this rank's place in a tensor-parallel group (default: one rank). Every sharded dimension
+  // must be a multiple of tp.size (distributed/mesh.h); the model then holds its blocks only.
+  explicit Llama(const ModelConfig& cfg, const ExecConfig& exec = {}, const TensorParallel& tp = {});
 
   const ModelConfig& config() const { return cfg_; }
   const ExecConfig& exec() const { return exec_; }
+  const TensorParallel& tensor_parallel() const { return tp_; }
+  // The communicator of the tp group for this model's buffers, when it can only be made after
+  // the model (NCCL on the model's CUDA stream); same group, size and rank as given.
+  void bind_tp_comm(distributed::Communicator* comm) {
+    SSIAT_CHECK(comm && comm->size() == tp_.size && comm->rank() == tp_.rank) << "model: tp communicator mismatch";
+    tp_.comm = comm;
+  }
+  // This rank's vocabulary slice [vocab_start(), vocab_start() + local_vocab()) of the logits.
+  int64_t vocab_start() const { return v0_; }
+  int64_t local_vocab() const { return V_; }
   const Backend& backend() const { return *backend_; }
   const std::vector<ParamView>& views() const { return views_; }
   const ParamView& view(const std::string& name) const;
@@ -92,13 +111,18 @@ class Llama {
   // changed in place other than by the optimizer's pass, e.g. a ZeRO-1 all-gather.
   void refresh_working_copy();
   void copy_grads_to_host(T* dst) const;
-  // rows [row0, row0 + rows) of the last forward's logits (N, V) into dst (rows, V).
+  // rows [row0, row0 + rows) of the last forward's logits (N, Vl) into dst (rows, Vl): this
+  // rank's vocabulary columns (all V with one tp rank).
   void copy_logits_to_host(T* dst, int64_t row0, int64_t rows) const;
   // Draws every tensor from its stream "init/<name>" and records name, shape, dtype, init spec
   // and the SHA-256 of its initial bytes in the registry; returns those hashes in views() order.
+  // Under tensor parallelism each rank draws exactly its block (the elements of the logical
+  // tensor it holds, at their logical indices: docs/init.md), and tp rank 0 also draws each
+  // whole tensor, one at a time, to record the logical tensor's hash.
   std::vector<std::string> init_weights(SeedRegistry& reg);
 
-  // Training FLOPs per token (forward + backward): 6 * matmul params + 12 * L * C * T (attention).
+  // Training FLOPs per token (forward + backward) of the whole (logical) model:
+  // 6 * matmul params + 12 * L * C * T (attention).
   double flops_per_token(int64_t T_) const;
 
   void ensure_capacity(int64_t B, int64_t T_);
@@ -126,8 +150,12 @@ class Llama {
 
   ModelConfig cfg_;
   ExecConfig exec_;
+  TensorParallel tp_;
   std::unique_ptr<Backend> backend_;
+  // Local (this tp rank's) dimensions: NH_ = n_head / tp, NKV_, F_ and V_ likewise; HS_ and C_
+  // are whole; QKV_ = (NH_ + 2 NKV_) HS_. v0_: the first vocabulary id of this rank's slice.
   int64_t C_, NH_, NKV_, HS_, F_, V_, L_, QKV_;
+  int64_t v0_ = 0;
   std::vector<ParamView> views_;
   std::vector<Layer> layers_;
   int64_t wte_ = 0, norm_ = 0, lm_head_ = 0;
@@ -153,6 +181,7 @@ class Llama {
   Buffer<T> lnf_, rstdf_;                       // (N, C), (N)
   Buffer<T> logits_;                            // (N, V), dlogits after a kTrain forward
   Buffer<T> losses_;                            // (N)
+  Buffer<T> ce_rowmax_, ce_gathered_, ce_sums_;  // (N), (tp, N), (2, N): vocab-parallel CE
   Buffer<T> proj_;                              // (N, C) scratch
   Buffer<T> dres_, dln_, datt_;                 // (N, C) backward scratch
   Buffer<T> dqkv_, dgu_, dact_;                 // (N, QKV), (N, 2F), (N, F)

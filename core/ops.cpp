@@ -15,6 +15,7 @@
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/vocab_parallel.h"
 #include "kernels/swiglu.h"
 
 namespace ssiat::ops {
@@ -263,6 +264,63 @@ void crossentropy_fused(const Backend& be, T* losses, T* logits, const int32_t* 
   }
 }
 
+// One switch per op, as above: CPU twin, or the CUDA kernel (f32 only).
+#define SSIAT_OP_DISPATCH(name, cpu_call, cuda_call)           \
+  switch (be.kind()) {                                         \
+    case DeviceKind::kCpu: return cpu_call;                    \
+    case DeviceKind::kCuda:                                    \
+      if constexpr (kOnCuda<T>) return cuda_call;              \
+      else unavailable<T>(name);                               \
+  }
+
+template <typename T>
+void embedding_shard_forward(const Backend& be, T* out, const int32_t* tokens, const T* wte, int64_t N, int64_t C,
+                             int64_t Vl, int64_t v0) {
+  SSIAT_OP_DISPATCH("embedding_shard_forward", cpu::embedding_shard_forward(out, tokens, wte, N, C, Vl, v0),
+                    cuda::embedding_shard_forward(out, tokens, wte, N, C, Vl, v0, be.stream()))
+}
+
+template <typename T>
+void embedding_shard_backward(const Backend& be, T* dwte, const T* dout, const int32_t* tokens, int64_t N, int64_t C,
+                              int64_t Vl, int64_t v0) {
+  SSIAT_OP_DISPATCH("embedding_shard_backward", cpu::embedding_shard_backward(dwte, dout, tokens, N, C, Vl, v0),
+                    cuda::embedding_shard_backward(dwte, dout, tokens, N, C, Vl, v0, be.scratch(), be.stream()))
+}
+
+template <typename T>
+void ce_shard_max(const Backend& be, T* rowmax, const T* logits, int64_t N, int64_t Vl) {
+  SSIAT_OP_DISPATCH("ce_shard_max", cpu::ce_shard_max(rowmax, logits, N, Vl),
+                    cuda::ce_shard_max(rowmax, logits, N, Vl, be.stream()))
+}
+
+template <typename T>
+void ce_shard_max_combine(const Backend& be, T* rowmax, const T* gathered, int64_t R, int64_t N) {
+  SSIAT_OP_DISPATCH("ce_shard_max_combine", cpu::ce_shard_max_combine(rowmax, gathered, R, N),
+                    cuda::ce_shard_max_combine(rowmax, gathered, R, N, be.stream()))
+}
+
+template <typename T>
+void ce_shard_sums(const Backend& be, T* sumexp, T* target_logit, const T* logits, const int32_t* targets,
+                   const T* rowmax, int64_t N, int64_t Vl, int64_t v0) {
+  SSIAT_OP_DISPATCH("ce_shard_sums", cpu::ce_shard_sums(sumexp, target_logit, logits, targets, rowmax, N, Vl, v0),
+                    cuda::ce_shard_sums(sumexp, target_logit, logits, targets, rowmax, N, Vl, v0, be.stream()))
+}
+
+template <typename T>
+void ce_shard_loss(const Backend& be, T* losses, const T* rowmax, const T* target_logit, const T* sumexp,
+                   const int32_t* targets, int64_t N) {
+  SSIAT_OP_DISPATCH("ce_shard_loss", cpu::ce_shard_loss(losses, rowmax, target_logit, sumexp, targets, N),
+                    cuda::ce_shard_loss(losses, rowmax, target_logit, sumexp, targets, N, be.stream()))
+}
+
+template <typename T>
+void ce_shard_grad(const Backend& be, T* logits, const int32_t* targets, const T* rowmax, const T* sumexp, int64_t N,
+                   int64_t Vl, int64_t v0, T dloss) {
+  SSIAT_OP_DISPATCH("ce_shard_grad", cpu::ce_shard_grad(logits, targets, rowmax, sumexp, N, Vl, v0, dloss),
+                    cuda::ce_shard_grad(logits, targets, rowmax, sumexp, N, Vl, v0, dloss, be.stream()))
+}
+#undef SSIAT_OP_DISPATCH
+
 template <typename T>
 void add(const Backend& be, T* out, const T* a, const T* b, int64_t n) {
   switch (be.kind()) {
@@ -322,7 +380,7 @@ int64_t scratch_bytes(const Backend& be, int64_t n_reduce, int64_t N, int64_t C,
   if (be.kind() != DeviceKind::kCuda) return 0;
 #if SSIAT_HAVE_CUDA
   return std::max({cuda::reduce_scratch_bytes(n_reduce), cuda::embedding_backward_scratch_bytes(N, V),
-                   cuda::rmsnorm_backward_scratch_bytes(N, C)});
+                   cuda::embedding_shard_backward_scratch_bytes(N, V), cuda::rmsnorm_backward_scratch_bytes(N, C)});
 #else
   unavailable<float>("scratch_bytes");
 #endif
@@ -332,6 +390,17 @@ int64_t scratch_bytes(const Backend& be, int64_t n_reduce, int64_t N, int64_t C,
   template void zero<T>(const Backend&, T*, int64_t);                                                            \
   template void upload<T>(const Backend&, T*, const T*, int64_t);                                                \
   template void download<T>(const Backend&, T*, const T*, int64_t);                                              \
+  template void embedding_shard_forward<T>(const Backend&, T*, const int32_t*, const T*, int64_t, int64_t, int64_t, \
+                                           int64_t);                                                             \
+  template void embedding_shard_backward<T>(const Backend&, T*, const T*, const int32_t*, int64_t, int64_t,      \
+                                            int64_t, int64_t);                                                   \
+  template void ce_shard_max<T>(const Backend&, T*, const T*, int64_t, int64_t);                                 \
+  template void ce_shard_max_combine<T>(const Backend&, T*, const T*, int64_t, int64_t);                         \
+  template void ce_shard_sums<T>(const Backend&, T*, T*, const T*, const int32_t*, const T*, int64_t, int64_t,   \
+                                 int64_t);                                                                       \
+  template void ce_shard_loss<T>(const Backend&, T*, const T*, const T*, const T*, const int32_t*, int64_t);     \
+  template void ce_shard_grad<T>(const Backend&, T*, const int32_t*, const T*, const T*, int64_t, int64_t,       \
+                                 int64_t, T);                                                                    \
   template void embedding_forward<T>(const Backend&, T*, const int32_t*, const T*, int64_t, int64_t, int64_t);   \
   template void embedding_backward<T>(const Backend&, T*, const T*, const int32_t*, int64_t, int64_t, int64_t);  \
   template void rmsnorm_forward<T>(const Backend&, T*, T*, const T*, const T*, int64_t, int64_t, T);             \

@@ -73,6 +73,28 @@ void crossentropy_forward(const Backend& be, T* losses, const T* logits, const i
 template <typename T>
 void crossentropy_fused(const Backend& be, T* losses, T* logits, const int32_t* targets, int64_t N, int64_t V, T dloss);
 
+// Vocabulary-parallel embedding and cross-entropy pieces (kernels/vocab_parallel.h; the tp
+// communication between them is core/tensor_parallel.h's).
+template <typename T>
+void embedding_shard_forward(const Backend& be, T* out, const int32_t* tokens, const T* wte, int64_t N, int64_t C,
+                             int64_t Vl, int64_t v0);
+template <typename T>
+void embedding_shard_backward(const Backend& be, T* dwte, const T* dout, const int32_t* tokens, int64_t N, int64_t C,
+                              int64_t Vl, int64_t v0);
+template <typename T>
+void ce_shard_max(const Backend& be, T* rowmax, const T* logits, int64_t N, int64_t Vl);
+template <typename T>
+void ce_shard_max_combine(const Backend& be, T* rowmax, const T* gathered, int64_t R, int64_t N);
+template <typename T>
+void ce_shard_sums(const Backend& be, T* sumexp, T* target_logit, const T* logits, const int32_t* targets,
+                   const T* rowmax, int64_t N, int64_t Vl, int64_t v0);
+template <typename T>
+void ce_shard_loss(const Backend& be, T* losses, const T* rowmax, const T* target_logit, const T* sumexp,
+                   const int32_t* targets, int64_t N);
+template <typename T>
+void ce_shard_grad(const Backend& be, T* logits, const int32_t* targets, const T* rowmax, const T* sumexp, int64_t N,
+                   int64_t Vl, int64_t v0, T dloss);
+
 template <typename T> void add(const Backend& be, T* out, const T* a, const T* b, int64_t n);
 template <typename T> void scale_inplace(const Backend& be, T* x, T s, int64_t n);
 template <typename T> double sum(const Backend& be, const T* x, int64_t n);

@@ -13,8 +13,9 @@ namespace ssiat {
 namespace dist = distributed;
 
 void make_device_comms(Ranks& ranks, const Backend& be) {
-  if (be.kind() != DeviceKind::kCuda || ranks.dp->size() == 1) return;
-  ranks.dp_device = dist::make_nccl_communicator(*ranks.dp, be.device().ordinal, be.stream());
+  if (be.kind() != DeviceKind::kCuda) return;
+  if (ranks.tp->size() > 1) ranks.tp_device = dist::make_nccl_communicator(*ranks.tp, be.device().ordinal, be.stream());
+  if (ranks.dp->size() > 1) ranks.dp_device = dist::make_nccl_communicator(*ranks.dp, be.device().ordinal, be.stream());
 }
 
 std::string broadcast_string(dist::Communicator& comm, std::string s, int root) {
@@ -88,17 +89,29 @@ Ranks join_ranks(const Recipe& recipe) {
   const ParallelConfig& p = recipe.parallel;
   Ranks r;
   const bool launched_as_several = !multi_rank_launch().empty();
-  r.world = (launched_as_several || p.dp * p.tp > 1) ? dist::make_mpi_communicator() : dist::make_self_communicator();
+  auto world_problem = [&](int64_t world) {
+    return ConfigError(recipe.path + ": world size " + std::to_string(world) + " != parallel.dp * parallel.tp = " +
+                       std::to_string(p.dp) + " * " + std::to_string(p.tp) + " = " + std::to_string(p.dp * p.tp) +
+                       " (launch parallel.dp × parallel.tp ranks, e.g. mpirun -np " + std::to_string(p.dp * p.tp) + ")");
+  };
+  // One process (no launcher) of a multi-rank layout: refused before MPI is even started.
+  if (!launched_as_several && p.dp * p.tp > 1) throw world_problem(1);
+  r.world = launched_as_several ? dist::make_mpi_communicator() : dist::make_self_communicator();
   r.rank = r.world->rank();
   check_same_recipe_and_build(*r.world, recipe);
   r.local_rank = launched_as_several ? dist::node_local_rank() : 0;
   const dist::ShardedDims dims{recipe.model.n_head, recipe.model.n_kv_head, recipe.model.d_ff, recipe.model.vocab_size};
-  try {
-    r.layout.emplace(r.world->size(), p.dp, p.tp, dims);
-  } catch (const Error& e) {
-    throw ConfigError(recipe.path + ": " + e.what() + " (launch parallel.dp × parallel.tp ranks, e.g. mpirun -np " +
-                      std::to_string(p.dp * p.tp) + ")");
-  }
+  if (r.world->size() != p.dp * p.tp) throw world_problem(r.world->size());
+  return split_ranks(std::move(r.world), p.dp, p.tp, dims, r.local_rank);
+}
+
+Ranks split_ranks(std::unique_ptr<dist::Communicator> world, int64_t dp, int64_t tp, const dist::ShardedDims& dims,
+                  int local_rank) {
+  Ranks r;
+  r.world = std::move(world);
+  r.rank = r.world->rank();
+  r.local_rank = local_rank;
+  r.layout.emplace(r.world->size(), dp, tp, dims);
   const dist::Layout& l = *r.layout;
   if (r.world->size() == 1) {
     r.dp = dist::make_self_communicator();

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -29,6 +30,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/ranks.h"
+#include "core/sharded_state.h"
 #include "core/run_lock.h"
 #include "core/seed_registry.h"
 #include "kernels/device.h"
@@ -101,108 +103,6 @@ std::string init_commitment(const Llama<float>& model, const std::vector<std::st
     h.update("\n");
   }
   return h.hex();
-}
-
-// The three flat buffers a checkpoint holds (weights and the two moments) in host memory: the
-// model's and optimizer's own on the CPU; on a GPU, host copies that pull() refreshes before a
-// save and push() sends back after a restore. The moments are the optimizer's state_size()
-// elements: every parameter's, or a ZeRO-1 rank's share (core/data_parallel.h).
-class HostState {
- public:
-  HostState(Llama<float>& model, AdamW<float>& opt) : model_(model), opt_(opt) {
-    if (model.backend().kind() == DeviceKind::kCpu) {
-      params_host_ = model.params();
-      m_host_ = opt.m();
-      v_host_ = opt.v();
-      return;
-    }
-    params_.resize(model.num_params());
-    m_.resize(opt.state_size());
-    v_.resize(opt.state_size());
-    params_host_ = params_.data();
-    m_host_ = m_.data();
-    v_host_ = v_.data();
-  }
-  float* params() { return params_host_; }  // num_params floats, at the views' offsets
-  float* m() { return m_host_; }             // state_size floats
-  float* v() { return v_host_; }
-  void pull() {
-    if (!params_.data()) return;
-    model_.copy_params_to_host(params_.data());
-    opt_.copy_moments_to_host(m_.data(), v_.data());
-  }
-  void push() {
-    if (!params_.data()) return;
-    model_.copy_params_from_host(params_.data());
-    opt_.copy_moments_from_host(m_.data(), v_.data());
-  }
-
- private:
-  Llama<float>& model_;
-  AdamW<float>& opt_;
-  Buffer<float> params_, m_, v_;  // GPU runs only
-  float* params_host_ = nullptr;
-  float* m_host_ = nullptr;
-  float* v_host_ = nullptr;
-};
-
-constexpr const char* kGroups[3] = {"param/", "adam_m/", "adam_v/"};
-
-// The checkpoint's tensors, for the writer (global rank 0): weights from this rank's replica,
-// moments from their owners (DataParallel::gather_state, fetched one tensor at a time while the
-// writer works; the other ranks run serve_checkpoint_gathers alongside).
-std::vector<CheckpointTensor> checkpoint_tensors(const Llama<float>& model, HostState& state, DataParallel& dpar) {
-  state.pull();
-  std::vector<CheckpointTensor> out;
-  for (const auto& v : model.views()) {
-    out.push_back({kGroups[0] + v.name, v.shape, state.params() + v.offset, {}});
-    for (float* local : {state.m(), state.v()}) {
-      const char* group = local == state.m() ? kGroups[1] : kGroups[2];
-      if (!dpar.zero1()) {
-        out.push_back({group + v.name, v.shape, local + v.offset, {}});
-      } else {
-        out.push_back({group + v.name, v.shape, nullptr,
-                       [&dpar, local, off = v.offset, n = v.numel](float* dst) { dpar.gather_state(local, off, n, dst, 0); }});
-      }
-    }
-  }
-  return out;
-}
-
-// The other ranks' side of checkpoint_tensors: the same gathers, in the writer's order.
-void serve_checkpoint_gathers(const Llama<float>& model, HostState& state, DataParallel& dpar) {
-  state.pull();
-  if (!dpar.zero1()) return;
-  for (const auto& v : model.views())
-    for (float* local : {state.m(), state.v()}) dpar.gather_state(local, v.offset, v.numel, nullptr, 0);
-}
-
-// Resume: global rank 0 has read and verified the checkpoint (`ck`, null elsewhere) and checks
-// it holds exactly the model's tensors; each tensor is then broadcast from it in views() order,
-// and every rank keeps its part (the whole weights; its share of the moments).
-void restore_tensors(const LoadedCheckpoint* ck, const Llama<float>& model, HostState& state, DataParallel& dpar,
-                     distributed::Communicator& world, const fs::path& dir) {
-  if (ck) {
-    std::map<std::string, std::vector<int64_t>> expected;
-    for (const auto& v : model.views())
-      for (const char* group : kGroups) expected[group + v.name] = v.shape;
-    check_checkpoint_tensors(*ck, expected, dir);
-  }
-  std::vector<float> buf;
-  for (const auto& v : model.views())
-    for (const char* group : kGroups) {
-      float* whole = nullptr;
-      if (ck) {
-        whole = const_cast<float*>(ck->tensors.at(group + v.name).data());  // broadcast leaves the root's data as is
-      } else {
-        buf.resize(static_cast<size_t>(v.numel));
-        whole = buf.data();
-      }
-      world.broadcast(whole, static_cast<size_t>(v.numel), distributed::DType::kF32, 0);
-      if (group == kGroups[0]) std::copy(whole, whole + v.numel, state.params() + v.offset);
-      else dpar.take_state(whole, v.offset, v.numel, group == kGroups[1] ? state.m() : state.v());
-    }
-  state.push();
 }
 
 // ---- where a run starts (trainer.h "Resume") ----------------------------------------------
@@ -397,18 +297,23 @@ double evaluate(Llama<float>& model, const DataLoader& val, const TrainConfig& t
 
 // Temperature-0.8 sampling of n_tokens after the prompt; the draws come from the registry's
 // stream "sample" (counter = token index).
+// Under tensor parallelism every rank of the tp group runs it (the forward is collective): each
+// holds a vocabulary slice of the last row's logits, all-gathered over `tp` (host buffers) into
+// the whole row, so every rank draws the same tokens.
 std::string generate(Llama<float>& model, const tokenizer::Tokenizer& tok, const std::string& prompt,
-                     int64_t n_tokens, PhiloxKey key) {
+                     int64_t n_tokens, PhiloxKey key, distributed::Communicator& tp) {
   std::vector<int32_t> ids = tok.encode(prompt);
   if (ids.empty()) ids.push_back(tok.eos_id());
-  const int64_t maxT = model.config().max_seq_len, V = model.config().vocab_size;
+  const int64_t maxT = model.config().max_seq_len, V = model.config().vocab_size, Vl = model.local_vocab();
   std::vector<double> p(V);
   std::vector<float> logits(V);
   for (int64_t i = 0; i < n_tokens; i++) {
     const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - maxT);
     const int64_t T = static_cast<int64_t>(ids.size()) - start;
     model.forward(ids.data() + start, nullptr, 1, T, Pass::kLogits);
-    model.copy_logits_to_host(logits.data(), T - 1, 1);
+    model.copy_logits_to_host(logits.data() + model.vocab_start(), T - 1, 1);
+    if (Vl != V)
+      tp.all_gather(logits.data() + model.vocab_start(), logits.data(), static_cast<size_t>(V), distributed::DType::kF32);
     double mx = -1e300, sum = 0;
     for (int64_t v = 0; v < V; v++) mx = std::max(mx, static_cast<double>(logits[v]));
     for (int64_t v = 0; v < V; v++) sum += (p[v] = std::exp((logits[v] - mx) / 0.8));
@@ -455,13 +360,6 @@ void truncate_metrics(const fs::path& path, int64_t last_step) {
 
 }  // namespace
 
-// Tensor parallelism is not wired into the trainer yet: parallel.tp must be 1.
-void refuse_tensor_parallel(const Recipe& recipe) {
-  if (recipe.parallel.tp != 1)
-    throw ConfigError(recipe.path + ": parallel.tp = " + std::to_string(recipe.parallel.tp) +
-                      ": tensor-parallel training is not built yet; use parallel.tp = 1 (data parallelism, parallel.dp, is)");
-}
-
 // `ssiat bench train-step` times one process.
 void refuse_parallel_layout(const Recipe& recipe) {
   if (recipe.parallel.dp * recipe.parallel.tp != 1)
@@ -472,7 +370,6 @@ void refuse_parallel_layout(const Recipe& recipe) {
 
 TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   recipe.validate();
-  refuse_tensor_parallel(recipe);
   // Launched by mpirun/srun or with dp × tp > 1: joins MPI and checks that every rank runs the
   // same recipe and build (core/ranks.h). Collective calls below are made by every rank in the
   // same order; only global rank 0 touches the run directory.
@@ -509,9 +406,11 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   const PhiloxKey order_key = reg.stream_key("data/order");
   const PhiloxKey val_key = reg.stream_key("data/val_order");
   const PhiloxKey sample_key = reg.stream_key("sample");
-  DataLoader train_data(recipe.data.train, tc.seq_len, order_key);
+  // Rank 0 hashes the shards against their manifest (once per job, not per rank); every rank
+  // maps them, compares manifest digests with rank 0's below, and range-checks what it reads.
+  DataLoader train_data(recipe.data.train, tc.seq_len, order_key, {.verify = root});
   std::optional<DataLoader> val_data;
-  if (!recipe.data.val.empty()) val_data.emplace(recipe.data.val, tc.seq_len, val_key);
+  if (!recipe.data.val.empty()) val_data.emplace(recipe.data.val, tc.seq_len, val_key, LoadOptions{.verify = root});
   for (const auto* d : {&train_data, val_data ? &*val_data : nullptr})
     if (d && d->tokenizer_digest() != tok->digest())
       throw ConfigError(recipe.path + ": data was prepared with tokenizer " + d->tokenizer_digest().substr(0, 12) +
@@ -523,10 +422,20 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   check_same_data(ranks, data_digests);
 
   ExecConfig exec = exec_config(tc);
-  exec.ordinal = ranks.local_rank;  // one rank per GPU
-  Llama<float> model(recipe.model, exec);
+  if (exec.device == DeviceKind::kCuda) {
+    // One rank per GPU: the node-local rank's device, or the only one a rank sees (a scheduler
+    // that binds one GPU per task).
+    const int visible = kernels::cuda::device_count();
+    exec.ordinal = visible == 1 ? 0 : ranks.local_rank;
+    if (visible > 1 && ranks.local_rank >= visible)
+      throw ConfigError("rank " + std::to_string(ranks.rank) + ": node-local rank " + std::to_string(ranks.local_rank) +
+                        " but only " + std::to_string(visible) + " CUDA devices are visible; launch one rank per GPU");
+  }
+  Llama<float> model(recipe.model, exec, TensorParallel{ranks.tp.get(), ranks.tp->size(), ranks.tp->rank()});
   make_device_comms(ranks, model.backend());
+  if (ranks.tp_device) model.bind_tp_comm(ranks.tp_device.get());
   DataParallel dpar(ranks.dp_grads(), *ranks.dp, model.num_params(), model.views(), recipe.parallel.zero1);
+  dpar.set_tensor_parallel(*ranks.tp, model.views());
   AdamW<float> adamw(recipe.optim, dpar.state_size(), model.backend());
   HostState state(model, adamw);
   // Every activation buffer now, at its largest (sampling included): none is allocated later.
@@ -584,9 +493,10 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   const auto t_start = Clock::now();
   double step_time_avg = 0;
 
+  Assembler assembler(state, dpar, ranks);
   auto save = [&](int64_t at) {
     if (!root) {
-      serve_checkpoint_gathers(model, state, dpar);
+      serve_checkpoint_gathers(model, state, assembler);
       return;
     }
     CheckpointMeta meta;
@@ -596,7 +506,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     meta.parent = parent;
     meta.recipe = recipe_to_toml(recipe);
     meta.extra = {{"loss", result.loss}};  // the manifest records recipe_sha256 itself
-    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state, dpar));
+    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state, assembler));
     result.checkpoint = latest_checkpoint(run).value_or(fs::path());
     if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
   };
@@ -685,9 +595,9 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   }
   stop.reset();  // a signal from here on ends the process at once (every checkpoint is written)
 
-  if (root && step == tc.steps && tc.sample_tokens > 0) {
-    result.sample = generate(model, *tok, tc.sample_prompt, tc.sample_tokens, sample_key);
-    write_file_atomic(run / "sample.txt", result.sample + "\n");
+  if (ranks.dp->rank() == 0 && step == tc.steps && tc.sample_tokens > 0) {  // the tp group of rank 0
+    result.sample = generate(model, *tok, tc.sample_prompt, tc.sample_tokens, sample_key, *ranks.tp);
+    if (root) write_file_atomic(run / "sample.txt", result.sample + "\n");
   }
   world.barrier();
   return result;

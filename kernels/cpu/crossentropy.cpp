@@ -12,32 +12,14 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/cpu_util.h"
+#include "kernels/cpu/softmax_rows.h"
 
 namespace ssiat::kernels::cpu {
 namespace {
 
 using detail::kLanes;
-
-// max_v x[v]. Max is exact, so the reduction order cannot change the value; `omp simd` lets GCC
-// use vmaxps (a plain `?:` reduction stays scalar under -ftrapping-math).
-template <typename T>
-T row_max(const T* __restrict x, int64_t V) {
-  T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
-  return m;
-}
-
-// sum_v e^(x[v] - m)
-template <typename T>
-T row_sum_exp(const T* __restrict x, T m, int64_t V) {
-  T acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= V; i += kLanes)
-    for (int j = 0; j < kLanes; j++) acc[j] += detail::exp_approx(x[i + j] - m);
-  for (int j = 0; i + j < V; j++) acc[j] += detail::exp_approx(x[i + j] - m);
-  return detail::combine_lanes_sum(acc);
-}
+using detail::row_max;
+using detail::row_sum_exp;
 
 // Overwrites x[v] by e^(x[v] - m) and returns their sum (same order as row_sum_exp).
 template <typename T>

@@ -35,6 +35,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "kernels/vocab_parallel.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace {
@@ -795,6 +796,276 @@ TEST(CudaRuntime, NoDeviceIsReportedNotThrown) {
       EXPECT_NE(std::string(e.what()).find("no CUDA backend"), std::string::npos) << e.what();
     }
   }
+}
+
+}  // namespace
+
+// ==== VocabParallelParity: kernels/vocab_parallel.h, every cuda:: entry against its CPU twin ====
+// Shard shapes: N = 37 rows; this rank holds vocabulary rows [v0, v0 + Vl) of a V = 1500 one, for
+// Vl in {1, 129, 1000} and v0 in {0, 500}. Tokens and targets are drawn from all of [0, V), so
+// most fall outside a small shard; rows 0-3 sit on the shard's edges (first and last row, the row
+// just past it, the row just before it or V - 1), rows 4-8 repeat the first row (several
+// positions per dwte row), and every fifth target from row 5 is ignored (-1). Cross-entropy
+// statistics are those of the full row (the CPU twin over all V columns, as one rank holding the
+// whole vocabulary): global rowmax, sumexp and target logit, as ce_shard_max_combine and the
+// tp all-reduces would give. Exact (tolerance 0): the embedding gather and += (the CPU's adds in
+// the CPU's order), the maxima and the target logit. 1e-6 relative L2: sumexp and the gradient
+// (expf against the CPU's exp_approx and another summation order), and the loss (logf against
+// glibc's, each within 1 ulp, not correctly rounded). Each GPU op runs twice with identical bits.
+
+namespace {
+
+class VocabParallelParity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string why = tc::gpu_skip_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    kc::set_device(0);
+    stream_ = std::make_unique<tc::DeviceStream>();
+  }
+  void TearDown() override { stream_.reset(); }
+
+  kc::Stream s() const { return stream_->get(); }
+
+ private:
+  std::unique_ptr<tc::DeviceStream> stream_;
+};
+
+#if SSIAT_HAVE_CUDA
+
+constexpr int64_t kShardN = 37, kShardV = 1500;
+constexpr double kShardTolExp = 1e-6;
+
+struct ShardShape {
+  int64_t Vl, v0;
+};
+constexpr ShardShape kShardShapes[] = {{1, 0}, {1, 500}, {129, 0}, {129, 500}, {1000, 0}, {1000, 500}};
+
+std::string shard_name(const char* op, ShardShape sh) {
+  return std::string(op) + "_Vl" + std::to_string(sh.Vl) + "_v0" + std::to_string(sh.v0);
+}
+
+// N global ids in [0, V): rows 0-3 on the shard's edges, rows 4-8 the shard's first row, and,
+// with `ignore`, every fifth from row 5 set to -1.
+std::vector<int32_t> shard_ids(tc::Rng& rng, ShardShape sh, bool ignore) {
+  auto ids = rng.ints(kShardN, 0, static_cast<int32_t>(kShardV - 1));
+  ids[0] = static_cast<int32_t>(sh.v0);
+  ids[1] = static_cast<int32_t>(sh.v0 + sh.Vl - 1);
+  ids[2] = static_cast<int32_t>((sh.v0 + sh.Vl) % kShardV);
+  ids[3] = static_cast<int32_t>(sh.v0 > 0 ? sh.v0 - 1 : kShardV - 1);
+  for (int64_t n = 4; n <= 8; n++) ids[n] = static_cast<int32_t>(sh.v0);
+  if (ignore)
+    for (int64_t n = 5; n < kShardN; n += 5) ids[n] = -1;
+  return ids;
+}
+
+// Columns [v0, v0 + Vl) of the (N, V) rows `full`: this rank's (N, Vl) logits.
+std::vector<float> shard_columns(const std::vector<float>& full, ShardShape sh) {
+  std::vector<float> out(kShardN * sh.Vl);
+  for (int64_t n = 0; n < kShardN; n++)
+    std::copy_n(full.begin() + n * kShardV + sh.v0, sh.Vl, out.begin() + n * sh.Vl);
+  return out;
+}
+
+// Full-vocabulary logits and their row statistics (the CPU twin over all V columns).
+struct FullRows {
+  std::vector<float> logits, rowmax, sumexp, target_logit;
+  std::vector<int32_t> targets;
+};
+
+FullRows full_rows(tc::Rng& rng, ShardShape sh) {
+  FullRows f;
+  f.logits = rng.uniform(kShardN * kShardV, -4, 4);
+  f.targets = shard_ids(rng, sh, /*ignore=*/true);
+  f.rowmax.resize(kShardN), f.sumexp.resize(kShardN), f.target_logit.resize(kShardN);
+  cpu::ce_shard_max(f.rowmax.data(), f.logits.data(), kShardN, kShardV);
+  cpu::ce_shard_sums(f.sumexp.data(), f.target_logit.data(), f.logits.data(), f.targets.data(), f.rowmax.data(),
+                     kShardN, kShardV, 0);
+  return f;
+}
+
+void check_embedding_shard(ShardShape sh, int64_t C, bool forward, kc::Stream s) {
+  const int64_t N = kShardN, Vl = sh.Vl, v0 = sh.v0;
+  const std::string name = shard_name(forward ? "EmbeddingShardForward" : "EmbeddingShardBackward", sh) + "_C" +
+                           std::to_string(C);
+  SCOPED_TRACE(name);
+  tc::Rng rng(tc::seed_of(name));
+  const auto tokens = shard_ids(rng, sh, /*ignore=*/false);
+  const auto wte = rng.uniform(Vl * C, -1, 1), dout = rng.uniform(N * C, -1, 1);  // wte: also dwte's start
+  std::vector<float> ref = forward ? std::vector<float>(N * C) : wte;
+  if (forward) {
+    cpu::embedding_shard_forward(ref.data(), tokens.data(), wte.data(), N, C, Vl, v0);
+  } else {
+    cpu::embedding_shard_backward(ref.data(), dout.data(), tokens.data(), N, C, Vl, v0);
+  }
+
+  auto d_tokens = tc::to_device(s, tokens);
+  auto d_dout = tc::to_device(s, dout);
+  tc::DeviceArray<float> d_wte(Vl * C, s), d_out(N * C, s);
+  tc::DeviceScratch scratch(forward ? 0 : kc::embedding_shard_backward_scratch_bytes(N, Vl), s);
+  const tc::Capture got = tc::run_twice([&](tc::Capture& cap) {
+    d_wte.upload(wte);
+    if (forward) {
+      d_out.poison();
+      kc::embedding_shard_forward(d_out.get(), d_tokens.get(), d_wte.get(), N, C, Vl, v0, s);
+    } else {
+      kc::embedding_shard_backward(d_wte.get(), d_dout.get(), d_tokens.get(), N, C, Vl, v0, scratch.get(), s);
+    }
+    kc::synchronize(s);
+    cap.keep("result", forward ? d_out.download() : d_wte.download());
+  });
+  tc::expect_close(forward ? "out" : "dwte", got.get<float>("result"), ref, kTolExact);
+}
+
+#endif  // SSIAT_HAVE_CUDA
+
+TEST_F(VocabParallelParity, EmbeddingShardForward) {
+#if SSIAT_HAVE_CUDA
+  for (const ShardShape sh : kShardShapes)
+    for (const int64_t C : {int64_t{64}, int64_t{67}}) check_embedding_shard(sh, C, /*forward=*/true, s());
+#endif
+}
+
+TEST_F(VocabParallelParity, EmbeddingShardBackward) {
+#if SSIAT_HAVE_CUDA
+  for (const ShardShape sh : kShardShapes)
+    for (const int64_t C : {int64_t{64}, int64_t{67}}) check_embedding_shard(sh, C, /*forward=*/false, s());
+#endif
+}
+
+TEST_F(VocabParallelParity, CeShardMax) {
+#if SSIAT_HAVE_CUDA
+  for (const ShardShape sh : kShardShapes) {
+    const std::string name = shard_name("CeShardMax", sh);
+    SCOPED_TRACE(name);
+    tc::Rng rng(tc::seed_of(name));
+    const auto logits = shard_columns(rng.uniform(kShardN * kShardV, -4, 4), sh);
+    std::vector<float> ref(kShardN);
+    cpu::ce_shard_max(ref.data(), logits.data(), kShardN, sh.Vl);
+    auto d_logits = tc::to_device(s(), logits);
+    tc::DeviceArray<float> d_max(kShardN, s());
+    const tc::Capture got = tc::run_twice([&](tc::Capture& cap) {
+      d_max.poison();
+      kc::ce_shard_max(d_max.get(), d_logits.get(), kShardN, sh.Vl, s());
+      kc::synchronize(s());
+      cap.keep("rowmax", d_max.download());
+    });
+    tc::expect_close("rowmax", got.get<float>("rowmax"), ref, kTolExact);
+  }
+#endif
+}
+
+// R = 1 (a copy) and R = 3 with equal maxima on two ranks and -inf (an empty-looking rank).
+TEST_F(VocabParallelParity, CeShardMaxCombine) {
+#if SSIAT_HAVE_CUDA
+  for (const int64_t R : {int64_t{1}, int64_t{3}}) {
+    const std::string name = "CeShardMaxCombine_R" + std::to_string(R);
+    SCOPED_TRACE(name);
+    tc::Rng rng(tc::seed_of(name));
+    auto gathered = rng.uniform(R * kShardN, -4, 4);
+    gathered[0] = -INFINITY;
+    if (R > 1) {
+      gathered[kShardN + 1] = gathered[1];
+      for (int64_t r = 0; r < R; r++) gathered[r * kShardN + 2] = -INFINITY;
+    }
+    std::vector<float> ref(kShardN);
+    cpu::ce_shard_max_combine(ref.data(), gathered.data(), R, kShardN);
+    auto d_gathered = tc::to_device(s(), gathered);
+    tc::DeviceArray<float> d_max(kShardN, s());
+    const tc::Capture got = tc::run_twice([&](tc::Capture& cap) {
+      d_max.poison();
+      kc::ce_shard_max_combine(d_max.get(), d_gathered.get(), R, kShardN, s());
+      kc::synchronize(s());
+      cap.keep("rowmax", d_max.download());
+    });
+    const auto gpu = got.get<float>("rowmax");
+    ASSERT_EQ(gpu.size(), ref.size());
+    for (int64_t n = 0; n < kShardN; n++)  // exact, infinities included (rel_l2 would give NaN)
+      EXPECT_EQ(gpu[n], ref[n]) << "rowmax[" << n << "]";
+  }
+#endif
+}
+
+TEST_F(VocabParallelParity, CeShardSums) {
+#if SSIAT_HAVE_CUDA
+  for (const ShardShape sh : kShardShapes) {
+    const std::string name = shard_name("CeShardSums", sh);
+    SCOPED_TRACE(name);
+    tc::Rng rng(tc::seed_of(name));
+    const FullRows f = full_rows(rng, sh);
+    const auto logits = shard_columns(f.logits, sh);
+    std::vector<float> sum_ref(kShardN), xt_ref(kShardN);
+    cpu::ce_shard_sums(sum_ref.data(), xt_ref.data(), logits.data(), f.targets.data(), f.rowmax.data(), kShardN,
+                       sh.Vl, sh.v0);
+    auto d_logits = tc::to_device(s(), logits);
+    auto d_targets = tc::to_device(s(), f.targets);
+    auto d_rowmax = tc::to_device(s(), f.rowmax);
+    tc::DeviceArray<float> d_sum(kShardN, s()), d_xt(kShardN, s());
+    const tc::Capture got = tc::run_twice([&](tc::Capture& cap) {
+      d_sum.poison();
+      d_xt.poison();
+      kc::ce_shard_sums(d_sum.get(), d_xt.get(), d_logits.get(), d_targets.get(), d_rowmax.get(), kShardN, sh.Vl,
+                        sh.v0, s());
+      kc::synchronize(s());
+      cap.keep("sumexp", d_sum.download());
+      cap.keep("target_logit", d_xt.download());
+    });
+    tc::expect_close("sumexp", got.get<float>("sumexp"), sum_ref, kShardTolExp);
+    tc::expect_close("target_logit", got.get<float>("target_logit"), xt_ref, kTolExact);
+  }
+#endif
+}
+
+TEST_F(VocabParallelParity, CeShardLoss) {
+#if SSIAT_HAVE_CUDA
+  const ShardShape sh{129, 500};
+  const std::string name = shard_name("CeShardLoss", sh);
+  tc::Rng rng(tc::seed_of(name));
+  const FullRows f = full_rows(rng, sh);
+  std::vector<float> ref(kShardN);
+  cpu::ce_shard_loss(ref.data(), f.rowmax.data(), f.target_logit.data(), f.sumexp.data(), f.targets.data(), kShardN);
+  auto d_rowmax = tc::to_device(s(), f.rowmax);
+  auto d_xt = tc::to_device(s(), f.target_logit);
+  auto d_sum = tc::to_device(s(), f.sumexp);
+  auto d_targets = tc::to_device(s(), f.targets);
+  tc::DeviceArray<float> d_loss(kShardN, s());
+  const tc::Capture got = tc::run_twice([&](tc::Capture& cap) {
+    d_loss.poison();
+    kc::ce_shard_loss(d_loss.get(), d_rowmax.get(), d_xt.get(), d_sum.get(), d_targets.get(), kShardN, s());
+    kc::synchronize(s());
+    cap.keep("losses", d_loss.download());
+  });
+  const auto gpu = got.get<float>("losses");
+  tc::expect_close("losses", gpu, ref, kShardTolExp);
+  for (int64_t n = 5; n < kShardN; n += 5) EXPECT_EQ(gpu[n], 0.0f) << "ignored row " << n;
+#endif
+}
+
+TEST_F(VocabParallelParity, CeShardGrad) {
+#if SSIAT_HAVE_CUDA
+  constexpr float kDloss = 1.0f / kShardN;
+  for (const ShardShape sh : kShardShapes) {
+    const std::string name = shard_name("CeShardGrad", sh);
+    SCOPED_TRACE(name);
+    tc::Rng rng(tc::seed_of(name));
+    const FullRows f = full_rows(rng, sh);
+    const auto logits = shard_columns(f.logits, sh);
+    std::vector<float> ref = logits;
+    cpu::ce_shard_grad(ref.data(), f.targets.data(), f.rowmax.data(), f.sumexp.data(), kShardN, sh.Vl, sh.v0, kDloss);
+    auto d_targets = tc::to_device(s(), f.targets);
+    auto d_rowmax = tc::to_device(s(), f.rowmax);
+    auto d_sum = tc::to_device(s(), f.sumexp);
+    tc::DeviceArray<float> d_logits(kShardN * sh.Vl, s());
+    const tc::Capture got = tc::run_twice([&](tc::Capture& cap) {
+      d_logits.upload(logits);
+      kc::ce_shard_grad(d_logits.get(), d_targets.get(), d_rowmax.get(), d_sum.get(), kShardN, sh.Vl, sh.v0, kDloss,
+                        s());
+      kc::synchronize(s());
+      cap.keep("dlogits", d_logits.download());
+    });
+    tc::expect_close("dlogits", got.get<float>("dlogits"), ref, kShardTolExp);
+  }
+#endif
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
-// Data-parallel training under a real `mpirun --oversubscribe --allow-run-as-root -np 2|4`
+// Data- and tensor-parallel training under a real `mpirun --oversubscribe --allow-run-as-root -np 2|4`
 // (issue 9), end to end through the CLI on the tiny recipe:
 //   - dp2 and dp4 follow the one-process losses within 1e-5 over 10 steps; dp2 with grad_accum 1
 //     reads the same samples as dp1 with grad_accum 2 (the first step's loss is equal to the bit:
 //     the same windows through the same weights, summed in the same order);
 //   - ZeRO-1 gives bit-identical losses, grad norms and checkpoint tensors to plain DP;
-//   - a run saved at dp2 (ZeRO-1) resumes at dp2 without ZeRO-1 bit for bit, and at dp4 and at
-//     one process following the straight run within 1e-5; a resume that changes the global batch
-//     is refused naming it;
+//   - tp2 and dp2 × tp2 start from the one process's init (identical seed logs) and follow its
+//     losses within 1e-5;
+//   - a run saved at dp2 × tp2 (ZeRO-1) resumes on the same layout without ZeRO-1 bit for bit,
+//     and at one process, dp1 × tp2 and dp4 following the straight run within 1e-5; a resume
+//     that changes the global batch is refused naming it;
 //   - faults: an error on one rank ends every rank with one line naming the rank; a rank killed
 //     with SIGKILL mid-step ends the job non-zero; ranks whose recipe, build or data differ
 //     refuse to start naming the first difference — each within a time bound, writing nothing.
@@ -164,15 +166,35 @@ TEST_F(Distributed, Zero1IsBitIdenticalToPlainDataParallel) {
   }
 }
 
+// Tensor parallelism (tp 2, alone and with dp 2): the same init (the seed log, with every
+// tensor's logical hash, is byte-identical to one process's) and the one-process losses.
+TEST_F(Distributed, TensorParallelFollowsOneProcess) {
+  ASSERT_TRUE(ok(run1("one_ref", {"train.grad_accum=2"}))) << err("one_ref");
+  ASSERT_TRUE(ok(runN("tp2", 2, {"parallel.tp=2", "train.grad_accum=2"}))) << err("tp2");
+  ASSERT_TRUE(ok(runN("dp2tp2", 4, {"parallel.dp=2", "parallel.tp=2"}))) << err("dp2tp2");
+  expect_losses_near("tp2", "one_ref", 1e-5);
+  expect_losses_near("dp2tp2", "one_ref", 1e-5);
+  EXPECT_EQ(slurp(dir_ / "tp2" / "seeds.jsonl"), slurp(dir_ / "one_ref" / "seeds.jsonl"));
+  EXPECT_EQ(slurp(dir_ / "dp2tp2" / "seeds.jsonl"), slurp(dir_ / "one_ref" / "seeds.jsonl"));
+  // The checkpoint holds logical whole tensors, the one process's names and shapes.
+  const auto a = tensor_hashes("tp2", 10), b = tensor_hashes("one_ref", 10);
+  ASSERT_EQ(a.size(), b.size());
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) EXPECT_EQ(ia->first, ib->first);
+}
+
+// Saved at dp2 × tp2 with ZeRO-1 at step 5; resumed on the same layout without ZeRO-1 (bit for
+// bit the straight run), at one process, at dp1 × tp2 and at dp4 (the straight run's losses
+// within 1e-5); another global batch is refused, naming it.
 TEST_F(Distributed, ResumesOnAnotherLayout) {
-  ASSERT_TRUE(ok(runN("straight", 2, {"parallel.dp=2", "train.grad_accum=2"}))) << err("straight");
-  // Saved at step 5 by dp2 with ZeRO-1 (moments gathered from both ranks by rank 0).
+  const Args saved_layout = {"parallel.dp=2", "parallel.tp=2", "parallel.zero1=true"};
+  ASSERT_TRUE(ok(runN("straight", 4, {"parallel.dp=2", "parallel.tp=2"}))) << err("straight");
   Args first = {SSIAT_CLI};
-  const Args t = train_args("saved", {"parallel.dp=2", "train.grad_accum=2", "parallel.zero1=true"});
+  const Args t = train_args("saved", saved_layout);
   first.insert(first.end(), t.begin(), t.end());
   first.insert(first.end(), {"--stop-after", "5"});
-  ASSERT_TRUE(ok(mpirun("saved", 2, {first}))) << err("saved");
-  for (const char* copy : {"to_dp4", "to_one", "bad_batch"}) fs::copy(dir_ / "saved", dir_ / copy, fs::copy_options::recursive);
+  ASSERT_TRUE(ok(mpirun("saved", 4, {first}))) << err("saved");
+  for (const char* copy : {"to_one", "to_tp2", "to_dp4", "bad_batch"})
+    fs::copy(dir_ / "saved", dir_ / copy, fs::copy_options::recursive);
 
   auto resume = [](const std::string& run, int np, Args sets) {
     Args ctx = {SSIAT_CLI};
@@ -185,21 +207,20 @@ TEST_F(Distributed, ResumesOnAnotherLayout) {
     ctx.insert(ctx.end(), a.begin(), a.end());
     return mpirun(run + "_resume", np, {ctx});
   };
-  // dp2 without ZeRO-1: the same arithmetic as the straight run, so the same bits.
-  ASSERT_TRUE(ok(resume("saved", 2, {"parallel.dp=2", "train.grad_accum=2"}))) << err("saved_resume");
+  ASSERT_TRUE(ok(resume("saved", 4, {"parallel.dp=2", "parallel.tp=2"}))) << err("saved_resume");
   EXPECT_EQ(metrics("saved"), metrics("straight"));
   EXPECT_EQ(tensor_hashes("saved", 10), tensor_hashes("straight", 10));
-  // dp4 (ZeRO-1: moments scattered over 4) and one process: other sums, the same samples.
-  ASSERT_TRUE(ok(resume("to_dp4", 4, {"parallel.dp=4", "train.grad_accum=1", "parallel.zero1=true"})))
+  ASSERT_TRUE(ok(resume("to_one", 1, {"train.grad_accum=2"}))) << err("to_one_resume");
+  expect_losses_near("to_one", "straight", 1e-5);
+  ASSERT_TRUE(ok(resume("to_tp2", 2, {"parallel.tp=2", "train.grad_accum=2"}))) << err("to_tp2_resume");
+  expect_losses_near("to_tp2", "straight", 1e-5);
+  ASSERT_TRUE(ok(resume("to_dp4", 4, {"parallel.dp=4", "train.micro_batch=2", "parallel.zero1=true"})))
       << err("to_dp4_resume");
   expect_losses_near("to_dp4", "straight", 1e-5);
-  ASSERT_TRUE(ok(resume("to_one", 1, {"train.grad_accum=4"}))) << err("to_one_resume");
-  expect_losses_near("to_one", "straight", 1e-5);
-  // Another global batch would read other samples: refused, naming it.
-  const ChildExit bad = resume("bad_batch", 1, {"train.grad_accum=2"});
+  const ChildExit bad = resume("bad_batch", 1, {});
   EXPECT_TRUE(bad.exited && bad.code != 0);
-  EXPECT_NE(err("bad_batch_resume").find("the global batch train.micro_batch × train.grad_accum × parallel.dp is 4 × 2 × 1 = 8 "
-                                         "here but 4 × 2 × 2 = 16 in checkpoint step_00000005"),
+  EXPECT_NE(err("bad_batch_resume").find("the global batch train.micro_batch × train.grad_accum × parallel.dp is 4 × 1 × 1 = 4 "
+                                         "here but 4 × 1 × 2 = 8 in checkpoint step_00000005"),
             std::string::npos)
       << err("bad_batch_resume");
 }

@@ -175,11 +175,15 @@ TEST_F(CliTest, CudaDeviceWithoutAGpuFailsWithOneLine) {
                           {"train.device", "tpu", "\"cpu\" or \"cuda\""}, dir_ / "r");
 }
 
-// A parallel layout in a recipe needs dp * tp ranks: one process refuses it in one line.
+// A parallel layout in a recipe needs dp * tp ranks: one process refuses it in one line, before
+// MPI is started, and says how to launch it.
 TEST_F(CliTest, ParallelLayoutIsRefusedInOneProcess) {
   prepare();
   expect_one_line_failure(run_cli(dir_, "train tiny.toml --run-dir r --set parallel.tp=2"),
-                          {"parallel.dp * parallel.tp = 1 * 2", "issue 9"}, dir_ / "r");
+                          {"tiny.toml: world size 1 != parallel.dp * parallel.tp = 1 * 2 = 2", "mpirun -np 2"},
+                          dir_ / "r");
+  expect_one_line_failure(run_cli(dir_, "train tiny.toml --run-dir r --set parallel.dp=4"),
+                          {"world size 1 != parallel.dp * parallel.tp = 4 * 1 = 4", "mpirun -np 4"}, dir_ / "r");
 }
 
 TEST_F(CliTest, BadRecipesFailWithOneLineAndWriteNothing) {

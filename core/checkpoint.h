@@ -74,7 +74,7 @@ struct CheckpointTensor {
   // Fills numel(shape) floats at dst. Called once per tensor, in list order, when the writer
   // reaches the tensor (so a writer holds one fetched tensor at a time, e.g. gathered from
   // other ranks).
-  std::function<void(float* dst)> fetch;
+  std::function<void(float* dst)> fetch = nullptr;
 };
 
 struct CheckpointMeta {

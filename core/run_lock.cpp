@@ -131,6 +131,15 @@ std::string multi_rank_launch(const EnvLookup& getenv) {
   return "";
 }
 
+int64_t launcher_rank(const EnvLookup& getenv) {
+  if (multi_rank_launch(getenv).empty()) return -1;
+  for (const char* rank_var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    const char* v = getenv ? getenv(rank_var) : std::getenv(rank_var);
+    if (v && *v) return env_int(getenv, rank_var);
+  }
+  return -1;
+}
+
 void refuse_multi_rank_launch(const std::string& what, const EnvLookup& getenv) {
   const std::string how = multi_rank_launch(getenv);
   if (!how.empty())

@@ -64,6 +64,10 @@ std::optional<LockHolder> read_lock_holder(const std::filesystem::path& lock_fil
 using EnvLookup = std::function<const char*(const char*)>;
 std::string multi_rank_launch(const EnvLookup& getenv = {});
 
+// This process's rank from the launcher's variables (the same ones, before MPI_Init), -1 when
+// not launched as several ranks or when no rank variable is set.
+int64_t launcher_rank(const EnvLookup& getenv = {});
+
 // Throws ConfigError "<what>: launched as 2 ranks (...), but it runs as one process; launch it
 // without mpirun/srun" when multi_rank_launch() is not empty.
 void refuse_multi_rank_launch(const std::string& what, const EnvLookup& getenv = {});

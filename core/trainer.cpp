@@ -522,11 +522,23 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     return 0;
   };
 
+  // Bytes this rank handed its communicators for other ranks during a step (distributed/comm.h
+  // counts them; the benchmark compares them with the analytic minimum).
+  std::vector<distributed::Communicator*> comms;
+  for (auto* c : {ranks.world.get(), ranks.dp.get(), ranks.tp.get(), ranks.dp_device.get(), ranks.tp_device.get()})
+    if (c) comms.push_back(c);
+  auto step_comm_bytes = [&] {
+    uint64_t b = 0;
+    for (const auto* c : comms) b += c->stats().total_bytes();
+    return b;
+  };
+
   // SIGTERM/SIGINT/SIGUSR1 from here on: finish the step, checkpoint, return (core/signals.h).
   std::optional<StopSignals> stop;
   stop.emplace();
   while (step < end) {
     const auto t0 = Clock::now();
+    for (auto* c : comms) c->reset_stats();
     model.zero_grads();
     double loss = 0;
     // Micro-batch a of dp rank r reads global samples samples + (a·dp + r)·B (core/data.h).
@@ -558,6 +570,9 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
               {"lr", lr},
               {"grad_norm", gnorm},
               {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
+              {"comm_bytes", step_comm_bytes()},
+              {"optimizer_state_mb", static_cast<double>(2 * adamw.state_size() * sizeof(float)) / 1e6},
+              {"peak_rss_mb", peak_rss_mb()},
               {"gflops", flops_per_step / dt / 1e9},
               {"mfu", mfu(model.backend(), flops_per_step / dt / static_cast<double>(world.size()))},
               {"elapsed_s", seconds_since(t_start)}};

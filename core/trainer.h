@@ -10,14 +10,23 @@
 //                    if the start needed one}; appended atomically (whole file rewritten)
 //   seeds.jsonl      the seed registry's log (core/seed_registry.h): master seed, streams,
 //                    every tensor's init spec and initial SHA-256, the init commitment, data
-//   metrics.jsonl    one JSON object per step: step, loss, lr, grad_norm, tokens_per_s,
-//                    gflops, elapsed_s (+ val_loss on evaluation steps)
+//   metrics.jsonl    one JSON object per step: step, loss, lr, grad_norm, tokens_per_s (the
+//                    job's), gflops, mfu, comm_bytes (what rank 0 sent other ranks in the step,
+//                    distributed/comm.h), optimizer_state_mb (rank 0's moments), peak_rss_mb
+//                    (rank 0's), elapsed_s (+ val_loss on evaluation steps)
 //   checkpoints/     core/checkpoint.h; `latest` names the newest complete one; a torn
 //                    checkpoint passed over on resume is kept as rejected-step_<N>[.k]
 //   sample.txt       the generated sample, if train.sample_tokens > 0
 //   .lock            held by the one live writer (core/run_lock.h): pid and host
-// One writer per run directory: train() refuses a multi-rank launch and a directory another
-// process holds. SIGTERM/SIGINT/SIGUSR1 end the run after the current step with a checkpoint
+// Ranks (issue 9): launched by mpirun/srun, train() runs on parallel.dp × parallel.tp ranks
+// (core/ranks.h: they first agree on recipe, build and data digests); data parallelism with
+// ZeRO-1 as a switch (core/data_parallel.h: micro-batch a of dp rank r reads global samples
+// pos + (a·dp + r)·B), tensor parallelism in the model (core/tensor_parallel.h). Only global
+// rank 0 touches the run directory: lock, logs, metrics and checkpoints, which hold logical whole
+// tensors (core/sharded_state.h), so any layout resumes any other. An error on one rank ends
+// every rank (main(): one line naming the rank, MPI_Abort).
+// One writer per run directory: a directory another process holds is refused.
+// SIGTERM/SIGINT/SIGUSR1 (on any rank) end the run after the current step with a checkpoint
 // (TrainResult::interrupted_by_signal; core/signals.h).
 // Determinism (invariant 4): for the same recipe, build and machine class, N steps straight and
 // k steps + resume + N-k steps give byte-identical tensors.
@@ -39,10 +48,12 @@
 //   - Strict recipe: the effective recipe is compared key by key with the one the checkpoint
 //     records; any difference outside kResumeMutableKeys (core/recipe.h: train.steps,
 //     train.log_interval, train.eval_interval, train.eval_batches, train.sample_tokens,
-//     train.sample_prompt, checkpoint.interval, checkpoint.keep, data.val) is refused naming the
-//     first differing key, both values and the checkpoint. `seed`, if given, must equal the
+//     train.sample_prompt, checkpoint.interval, checkpoint.keep, train.recompute, data.val) is
+//     refused naming the first differing key, both values and the checkpoint; the layout keys
+//     (kResumeLayoutKeys: parallel.dp, parallel.tp, parallel.zero1, train.grad_accum,
+//     train.micro_batch) may change while the global batch micro_batch × grad_accum × dp stays. `seed`, if given, must equal the
 //     checkpoint's master seed. The checkpoint must hold exactly the model's tensors (shapes
-//     included) and samples_seen = step × micro_batch × grad_accum.
+//     included) and samples_seen = step × micro_batch × grad_accum × dp.
 //   - No complete checkpoint (none, or all torn): the run restarts from step 0 with its
 //     recorded seed (seeds.jsonl; the recipe's if none was logged), after the same recipe check
 //     against recipe.toml, and says so on stderr; the result is a fresh run's, bit for bit.

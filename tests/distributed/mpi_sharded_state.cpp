@@ -79,7 +79,9 @@ void round_trip(const LayoutCase& c) {
   DataParallel dpar(*ranks.dp, *ranks.dp, model.num_params(), model.views(), c.zero1, /*bucket_elems=*/1000);
   AdamW<float> adamw(OptimConfig{}, dpar.state_size(), model.backend());
   HostState state(model, adamw);
-  if (c.zero1 && c.dp > 1) EXPECT_LE(dpar.state_size(), model.num_params() / c.dp + 1000) << "moments shrink by dp";
+  if (c.zero1 && c.dp > 1) {
+    EXPECT_LE(dpar.state_size(), model.num_params() / c.dp + 1000) << "moments shrink by dp";
+  }
 
   const LoadedCheckpoint full = logical_state(model);
   restore_tensors(ranks.root() ? &full : nullptr, model, state, dpar, *ranks.world, "test");

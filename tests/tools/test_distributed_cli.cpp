@@ -225,6 +225,25 @@ TEST_F(Distributed, ResumesOnAnotherLayout) {
       << err("bad_batch_resume");
 }
 
+// recipes/launch/mpirun.sh, as docs/launch.md runs it: two data-parallel ranks train the run.
+TEST_F(Distributed, LaunchTemplateTrains) {
+  const std::string script = std::string(SSIAT_SOURCE_DIR) + "/recipes/launch/mpirun.sh";
+  Args a = {script, "tiny.toml", "tmpl", "-q", "--set", "train.steps=4", "--set", "schedule.warmup_steps=2",
+            "--set", "parallel.dp=2"};
+  Child c = spawn_cli(dir_, a, {{"NP", "2"}, {"OVERSUBSCRIBE", "1"}, {"SSIAT_BIN", SSIAT_CLI}}, "tmpl", 1, "/bin/bash");
+  const ChildExit r = wait_child(c, kTimeout);
+  ASSERT_TRUE(ok(r)) << err("tmpl");
+  EXPECT_EQ(metrics("tmpl").size(), 4u);
+  // A recipe error before the ranks join MPI: each rank's line names it (launcher variables).
+  Child bad = spawn_cli(dir_, {script, "tiny.toml", "tmpl_bad", "--set", "train.steps=1"},
+                        {{"NP", "2"}, {"OVERSUBSCRIBE", "1"}, {"SSIAT_BIN", SSIAT_CLI}}, "tmpl_bad", 1, "/bin/bash");
+  const ChildExit rb = wait_child(bad, kTimeout);
+  EXPECT_TRUE(rb.exited && rb.code != 0);
+  for (const char* rank : {"ssiat: rank 0: tiny.toml:", "ssiat: rank 1: tiny.toml:"})
+    EXPECT_NE(err("tmpl_bad").find(rank), std::string::npos) << err("tmpl_bad");
+  EXPECT_FALSE(fs::exists(dir_ / "tmpl_bad"));
+}
+
 // ---- faults -----------------------------------------------------------------------------------
 
 // Rank 0 plain, rank 1 through `env VAR=VALUE ...` (MPMD: one app context per rank).

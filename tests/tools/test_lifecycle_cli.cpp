@@ -301,6 +301,7 @@ struct RankEnv {
   const char* name;
   Env env;
   const char* says;
+  const char* rank;  // how the line names the rank (from the launcher's rank variable, if any)
 };
 void PrintTo(const RankEnv& r, std::ostream* os) { *os << r.name; }
 
@@ -314,18 +315,18 @@ TEST_P(MultiRank, BenchIsRefusedWithOneLine) {
   const ChildExit r = Lifecycle::run(run, {"bench", "train-step", "tiny.toml", "--steps", "1"}, p.env);
   ASSERT_TRUE(r.exited);
   EXPECT_NE(r.code, 0);
-  EXPECT_EQ(err(run), std::string("ssiat: bench train-step: launched as ") + p.says +
+  EXPECT_EQ(err(run), std::string("ssiat: ") + p.rank + "bench train-step: launched as " + p.says +
                           ", but it runs as one process; launch it without mpirun/srun\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Launchers, MultiRank,
-    ::testing::Values(RankEnv{"openmpi", {{"OMPI_COMM_WORLD_SIZE", "2"}}, "2 ranks (OMPI_COMM_WORLD_SIZE=2)"},
-                      RankEnv{"mpich", {{"PMI_SIZE", "4"}, {"PMI_RANK", "0"}}, "4 ranks (PMI_SIZE=4)"},
+    ::testing::Values(RankEnv{"openmpi", {{"OMPI_COMM_WORLD_SIZE", "2"}}, "2 ranks (OMPI_COMM_WORLD_SIZE=2)", ""},
+                      RankEnv{"mpich", {{"PMI_SIZE", "4"}, {"PMI_RANK", "0"}}, "4 ranks (PMI_SIZE=4)", "rank 0: "},
                       RankEnv{"srun",
                               {{"SLURM_STEP_NUM_TASKS", "8"}, {"SLURM_NTASKS", "8"}, {"SLURM_PROCID", "0"}},
-                              "8 ranks (SLURM_STEP_NUM_TASKS=8)"},
-                      RankEnv{"pmix", {{"PMIX_RANK", "1"}}, "rank 1 of several (PMIX_RANK=1)"}),
+                              "8 ranks (SLURM_STEP_NUM_TASKS=8)", "rank 0: "},
+                      RankEnv{"pmix", {{"PMIX_RANK", "1"}}, "rank 1 of several (PMIX_RANK=1)", "rank 1: "}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // One process of a larger allocation (an sbatch script with --ntasks=4 runs once, with

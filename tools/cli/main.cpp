@@ -21,6 +21,7 @@
 #include <hdf5.h>
 
 #include "core/error.h"
+#include "core/run_lock.h"
 #include "distributed/comm.h"
 #include "tools/cli/commands.h"
 
@@ -57,6 +58,12 @@ int fail(const std::string& msg) {
     std::fprintf(stderr, "ssiat: rank %d: %s\n", ssiat::distributed::world_rank(), one_line(msg).c_str());
     std::fflush(stderr);
     ssiat::distributed::abort_world_if_multi_rank(1);
+  }
+  // Launched as several ranks but failed before joining MPI (e.g. a bad recipe): no rank waits
+  // on this one yet; the line still names the rank, from the launcher's variables.
+  if (const int64_t rank = ssiat::launcher_rank(); rank >= 0) {
+    std::fprintf(stderr, "ssiat: rank %lld: %s\n", static_cast<long long>(rank), one_line(msg).c_str());
+    return 1;
   }
   std::fprintf(stderr, "ssiat: %s\n", one_line(msg).c_str());
   return 1;

@@ -4,8 +4,8 @@
 //
 // embedding_shard_forward: one block per row n (grid-stride beyond kMaxRowBlocks), its threads over
 //   the columns (float4 when C and both pointers allow): a copy of wte row t - v0, or zeros.
-// embedding_shard_backward: kernels/cuda/embedding.cu's deterministic sort-based backward with a
-//   sentinel: keys[n] = t - v0 for an in-range token, else Vl; a stable LSD radix sort (CUB
+// (kernels/cuda/embedding.cu's ops are these with the whole vocabulary as one shard.)
+// embedding_shard_backward: a deterministic sort-based backward with a sentinel: keys[n] = t - v0 for an in-range token, else Vl; a stable LSD radix sort (CUB
 //   DeviceRadixSort::SortPairs over bit_width(Vl) bits, enough for the Vl + 1 keys 0..Vl) of
 //   (key, n) puts the out-of-range positions last and keeps every key's positions increasing;
 //   the run starts of the keys < Vl are compacted in order (CUB DeviceSelect::If); one thread per

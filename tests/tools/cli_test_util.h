@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,6 +98,17 @@ struct ChildExit {
   int signal = 0;          // terminating signal if signaled
   bool stopped = false;    // stopped (only reported by wait_child(..., until_stopped = true))
 };
+
+// The path of executable `exe` in a directory of PATH, "" if none holds it.
+inline std::string find_in_path(const std::string& exe) {
+  const char* path = std::getenv("PATH");
+  std::istringstream in(path ? path : "");
+  std::string d;
+  while (std::getline(in, d, ':'))
+    if (!d.empty() && ::access((std::filesystem::path(d) / exe).c_str(), X_OK) == 0)
+      return (std::filesystem::path(d) / exe).string();
+  return "";
+}
 
 // A child process running `SSIAT_CLI args...` in its own process group, stdout/stderr to files.
 // If a test ends (an ASSERT returns) before wait_child reaped it, the destructor kills its group

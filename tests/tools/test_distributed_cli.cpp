@@ -35,6 +35,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using ssiat::testing::Child;
+using ssiat::testing::find_in_path;
 using ssiat::testing::ChildExit;
 using ssiat::testing::slurp;
 using ssiat::testing::spawn_cli;
@@ -43,15 +44,6 @@ using Args = std::vector<std::string>;
 
 constexpr std::chrono::seconds kTimeout{120};
 constexpr std::chrono::seconds kFaultBound{60};  // a failing job must end within this
-
-std::string find_in_path(const std::string& exe) {
-  const char* path = std::getenv("PATH");
-  std::istringstream in(path ? path : "");
-  std::string d;
-  while (std::getline(in, d, ':'))
-    if (!d.empty() && ::access((fs::path(d) / exe).c_str(), X_OK) == 0) return (fs::path(d) / exe).string();
-  return "";
-}
 
 // 10 steps, checkpoints at 5 and 10, no evaluation or progress lines.
 Args train_args(const std::string& run, const Args& sets) {

@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using ssiat::testing::Child;
+using ssiat::testing::find_in_path;
 using ssiat::testing::ChildExit;
 using ssiat::testing::slurp;
 using ssiat::testing::spawn_cli;
@@ -345,15 +346,6 @@ TEST(MultiRankLaunch, SingleProcessAllocationsAreNotRefused) {
   EXPECT_EQ(ssiat::multi_rank_launch(lookup({{"OMPI_COMM_WORLD_RANK", "3"}})),
             "rank 3 of several (OMPI_COMM_WORLD_RANK=3)");
   EXPECT_THROW(ssiat::refuse_multi_rank_launch("train", lookup({{"MV2_COMM_WORLD_SIZE", "2"}})), ssiat::ConfigError);
-}
-
-std::string find_in_path(const std::string& exe) {
-  const char* path = std::getenv("PATH");
-  std::istringstream in(path ? path : "");
-  std::string d;
-  while (std::getline(in, d, ':'))
-    if (!d.empty() && ::access((fs::path(d) / exe).c_str(), X_OK) == 0) return (fs::path(d) / exe).string();
-  return "";
 }
 
 // `mpirun -np 2 ssiat train` of a one-rank recipe: the world does not match parallel.dp ×

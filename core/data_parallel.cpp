@@ -82,7 +82,9 @@ void DataParallel::set_tensor_parallel(dist::Communicator& tp_host, const std::v
     for (const auto& v : views) {
       if (v.shard == dist::ShardKind::kReplicated && tp_host.rank() != 0) continue;
       const int64_t lo = std::max(r.offset, v.offset), hi = std::min(r.end(), v.offset + v.numel);
-      if (lo < hi) norm_ranges_.push_back({lo, hi - lo});
+      if (lo >= hi) continue;
+      if (!norm_ranges_.empty() && norm_ranges_.back().end() == lo) norm_ranges_.back().count += hi - lo;  // adjacent
+      else norm_ranges_.push_back({lo, hi - lo});
     }
 }
 

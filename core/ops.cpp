@@ -380,7 +380,7 @@ int64_t scratch_bytes(const Backend& be, int64_t n_reduce, int64_t N, int64_t C,
   if (be.kind() != DeviceKind::kCuda) return 0;
 #if SSIAT_HAVE_CUDA
   return std::max({cuda::reduce_scratch_bytes(n_reduce), cuda::embedding_backward_scratch_bytes(N, V),
-                   cuda::embedding_shard_backward_scratch_bytes(N, V), cuda::rmsnorm_backward_scratch_bytes(N, C)});
+                   cuda::rmsnorm_backward_scratch_bytes(N, C)});
 #else
   unavailable<float>("scratch_bytes");
 #endif

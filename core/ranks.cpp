@@ -49,11 +49,16 @@ void agree(dist::Communicator& w, const std::string& problem) {
   throw ConfigError(who(w) + ": another rank's inputs differ from rank 0's (its line names the difference)");
 }
 
-// The recipe first, compared key by key so the message names the first key that differs; then
-// the build.
-void check_same_recipe_and_build(dist::Communicator& w, const Recipe& recipe) {
+// The invocation's options first, then the recipe, compared key by key so the message names
+// the first key that differs; then the build.
+void check_same_recipe_and_build(dist::Communicator& w, const Recipe& recipe, const std::string& invocation) {
   if (w.size() == 1) return;
   std::string problem;
+  const std::string invocation0 = broadcast_string(w, invocation, 0);
+  if (invocation != invocation0)
+    problem = who(w) + ": command-line options " + invocation + " here but " + invocation0 +
+              " on rank 0 (launch every rank with the same arguments)";
+  agree(w, problem);
   const std::string ours = recipe_to_toml(recipe);
   const std::string theirs = broadcast_string(w, ours, 0);
   if (ours != theirs) {
@@ -85,7 +90,7 @@ void check_same_data(Ranks& ranks, const NamedDigests& data) {
   agree(w, problem);
 }
 
-Ranks join_ranks(const Recipe& recipe) {
+Ranks join_ranks(const Recipe& recipe, const std::string& invocation) {
   const ParallelConfig& p = recipe.parallel;
   Ranks r;
   const bool launched_as_several = !multi_rank_launch().empty();
@@ -98,7 +103,7 @@ Ranks join_ranks(const Recipe& recipe) {
   if (!launched_as_several && p.dp * p.tp > 1) throw world_problem(1);
   r.world = launched_as_several ? dist::make_mpi_communicator() : dist::make_self_communicator();
   r.rank = r.world->rank();
-  check_same_recipe_and_build(*r.world, recipe);
+  check_same_recipe_and_build(*r.world, recipe, invocation);
   r.local_rank = launched_as_several ? dist::node_local_rank() : 0;
   const dist::ShardedDims dims{recipe.model.n_head, recipe.model.n_kv_head, recipe.model.d_ff, recipe.model.vocab_size};
   if (r.world->size() != p.dp * p.tp) throw world_problem(r.world->size());

@@ -10,8 +10,8 @@
 //
 // Agreement: ranks compare digests with rank 0 and a rank that differs throws ConfigError naming
 // itself and the first difference ("rank 1 of 2: recipe key optim.lr is 0.002 here but 0.001 on
-// rank 0"): join_ranks compares the effective recipe (before the world size is checked against
-// it) and the build (commit and SHA-256 of the running executable); check_same_data each named
+// rank 0"): join_ranks compares the invocation's options, the effective recipe (before the world
+// size is checked against it) and the build (commit and SHA-256 of the running executable); check_same_data each named
 // data manifest. Collective over the world.
 //
 // Device buffers: make_device_comms gives the dp and tp groups NCCL communicators over the
@@ -47,7 +47,9 @@ struct Ranks {
   distributed::Communicator& dp_grads() { return dp_device ? *dp_device : *dp; }
 };
 
-Ranks join_ranks(const Recipe& recipe);
+// invocation: the command-line options that change what every rank does (e.g. "--resume
+// --stop-after 5"), compared like the recipe.
+Ranks join_ranks(const Recipe& recipe, const std::string& invocation = "");
 // What join_ranks does after its checks: the Layout of `world` (which must hold dp × tp ranks)
 // and its tp and dp groups. Collective over `world`.
 Ranks split_ranks(std::unique_ptr<distributed::Communicator> world, int64_t dp, int64_t tp,

@@ -15,8 +15,11 @@ constexpr const char* kGroups[3] = {"param/", "adam_m/", "adam_v/"};
 }  // namespace
 
 void Assembler::assemble(const ParamView& v, int group, float* dst) {
-  const float* local = group == 0 ? state_.params() : group == 1 ? state_.m() : state_.v();
   const bool dp_root = ranks_.dp->rank() == 0;
+  // This rank's flat buffer, where it contributes (HostState keeps only those on a GPU).
+  const float* local = nullptr;
+  if (group == 0 && dp_root) local = state_.params();
+  if (group != 0 && (dp_root || dpar_.zero1())) local = group == 1 ? state_.m() : state_.v();
   const int tp = ranks_.tp->size();
   // Stage 1: this tp rank's block, on dp rank 0 of its group (into dst directly when whole).
   float* block = tp == 1 ? dst : (block_.resize(static_cast<size_t>(v.numel)), block_.data());

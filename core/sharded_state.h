@@ -36,41 +36,42 @@ namespace ssiat {
 
 class HostState {
  public:
-  HostState(Llama<float>& model, AdamW<float>& opt) : model_(model), opt_(opt) {
-    if (model.backend().kind() == DeviceKind::kCpu) {
-      params_host_ = model.params();
-      m_host_ = opt.m();
-      v_host_ = opt.v();
-      return;
-    }
-    params_.resize(model.num_params());
-    m_.resize(opt.state_size());
-    v_.resize(opt.state_size());
-    params_host_ = params_.data();
-    m_host_ = m_.data();
-    v_host_ = v_.data();
-  }
-  float* params() { return params_host_; }  // num_params floats, at the views' offsets
-  float* m() { return m_host_; }             // state_size floats
-  float* v() { return v_host_; }
+  // weights / moments: whether this rank's part of a checkpoint includes them (dp rank 0 of each
+  // tp group gives the weights; the moments come from dp rank 0, or from every rank under
+  // ZeRO-1). On a GPU only those host copies are kept between saves.
+  HostState(Llama<float>& model, AdamW<float>& opt, bool weights = true, bool moments = true)
+      : model_(model), opt_(opt), gpu_(model.backend().kind() != DeviceKind::kCpu), weights_(weights),
+        moments_(moments) {}
+  // Host buffers (on a GPU allocated at the first call): num_params floats at the views'
+  // offsets; state_size floats each.
+  float* params() { return gpu_ ? ensure(params_, model_.num_params()) : model_.params(); }
+  float* m() { return gpu_ ? ensure(m_, opt_.state_size()) : opt_.m(); }
+  float* v() { return gpu_ ? ensure(v_, opt_.state_size()) : opt_.v(); }
+  // Downloads what this rank contributes to a checkpoint.
   void pull() {
-    if (!params_.data()) return;
-    model_.copy_params_to_host(params_.data());
-    opt_.copy_moments_to_host(m_.data(), v_.data());
+    if (!gpu_) return;
+    if (weights_) model_.copy_params_to_host(params());
+    if (moments_) opt_.copy_moments_to_host(m(), v());
   }
+  // Uploads all three (after a restore filled them), then frees the copies this rank does not
+  // contribute.
   void push() {
-    if (!params_.data()) return;
-    model_.copy_params_from_host(params_.data());
-    opt_.copy_moments_from_host(m_.data(), v_.data());
+    if (!gpu_) return;
+    model_.copy_params_from_host(params());
+    opt_.copy_moments_from_host(m(), v());
+    if (!weights_) params_ = Buffer<float>();
+    if (!moments_) m_ = Buffer<float>(), v_ = Buffer<float>();
   }
 
  private:
+  static float* ensure(Buffer<float>& b, int64_t n) {
+    if (b.size() != n) b.resize(n);
+    return b.data();
+  }
   Llama<float>& model_;
   AdamW<float>& opt_;
+  bool gpu_, weights_, moments_;
   Buffer<float> params_, m_, v_;  // GPU runs only
-  float* params_host_ = nullptr;
-  float* m_host_ = nullptr;
-  float* v_host_ = nullptr;
 };
 
 class Assembler {

@@ -373,7 +373,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   // Launched by mpirun/srun or with dp × tp > 1: joins MPI and checks that every rank runs the
   // same recipe and build (core/ranks.h). Collective calls below are made by every rank in the
   // same order; only global rank 0 touches the run directory.
-  Ranks ranks = join_ranks(recipe);
+  Ranks ranks = join_ranks(recipe, std::string(opt.resume ? "--resume " : "") + "--stop-after " +
+                                       std::to_string(opt.stop_after));
   const bool root = ranks.root();
   distributed::Communicator& world = *ranks.world;
   require_memory(recipe, opt.resume ? PlanFor::kResume : PlanFor::kTrain);  // before any allocation
@@ -437,7 +438,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   DataParallel dpar(ranks.dp_grads(), *ranks.dp, model.num_params(), model.views(), recipe.parallel.zero1);
   dpar.set_tensor_parallel(*ranks.tp, model.views());
   AdamW<float> adamw(recipe.optim, dpar.state_size(), model.backend());
-  HostState state(model, adamw);
+  HostState state(model, adamw, ranks.dp->rank() == 0, recipe.parallel.zero1 || ranks.dp->rank() == 0);
   // Every activation buffer now, at its largest (sampling included): none is allocated later.
   model.ensure_capacity(tc.micro_batch, sequence_capacity(recipe, PlanFor::kTrain));
   // Always: the seed log records the init even on resume.

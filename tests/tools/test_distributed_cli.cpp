@@ -285,6 +285,19 @@ TEST_F(Distributed, RanksWithAnotherRecipeRefuseNamingTheKey) {
   EXPECT_FALSE(fs::exists(dir_ / "recipe1"));
 }
 
+TEST_F(Distributed, RanksWithOtherOptionsRefuse) {
+  auto ctx = two_ranks("opts1", {});
+  ctx[1].insert(ctx[1].end(), {"--stop-after", "3"});
+  const ChildExit r = mpirun("opts1", 2, ctx, kFaultBound);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_TRUE(r.exited && r.code != 0);
+  EXPECT_NE(err("opts1").find("ssiat: rank 1: rank 1 of 2: command-line options --stop-after 3 here but --stop-after 0 "
+                              "on rank 0"),
+            std::string::npos)
+      << err("opts1");
+  EXPECT_FALSE(fs::exists(dir_ / "opts1"));
+}
+
 TEST_F(Distributed, RanksWithAnotherBuildRefuse) {
   // The same program, one byte longer: another executable digest.
   const fs::path other = dir_ / "ssiat_other";

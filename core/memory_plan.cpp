@@ -96,33 +96,29 @@ struct Dims {
   Factor V, C, L, F, NH, NKV, HS, QKV, maxT;
 };
 
+// This rank's dimensions: under tensor parallelism (parallel.tp) the heads, kv heads, MLP width
+// and vocabulary are split (core/model.h); d_model and head_dim are whole.
 Dims dims_of(const Recipe& r) {
   const ModelConfig& m = r.model;
   const int64_t nkv = m.n_kv_head > 0 ? m.n_kv_head : m.n_head;
-  Dims d{{"model.vocab_size", m.vocab_size},
+  const int64_t tp = std::max<int64_t>(1, r.parallel.tp);
+  const bool split = tp > 1;
+  Dims d{{split ? "model.vocab_size/parallel.tp" : "model.vocab_size", m.vocab_size / tp, !split},
          {"model.d_model", m.d_model},
          {"model.n_layer", m.n_layer},
-         {"model.d_ff", m.d_ff},
-         {"model.n_head", m.n_head},
-         {"model.n_kv_head", nkv},
+         {split ? "model.d_ff/parallel.tp" : "model.d_ff", m.d_ff / tp, !split},
+         {split ? "model.n_head/parallel.tp" : "model.n_head", m.n_head / tp, !split},
+         {split ? "model.n_kv_head/parallel.tp" : "model.n_kv_head", nkv / tp, !split},
          {"head_dim", m.d_model / m.n_head, false},
          {"(model.n_head+2*model.n_kv_head)*head_dim", 0, false},
          {"model.max_seq_len", m.max_seq_len}};
-  const int64_t heads = sum(r, "q|k|v", {m.n_head, product(r, "q|k|v", {{"2", 2, false}, d.NKV})});
+  const int64_t heads = sum(r, "q|k|v", {d.NH.value, product(r, "q|k|v", {{"2", 2, false}, d.NKV})});
   d.QKV.value = product(r, "q|k|v", {{"(model.n_head+2*model.n_kv_head)", heads, false}, d.HS});
   return d;
 }
 
-}  // namespace
-
-const MemoryItem& MemoryPlan::largest() const {
-  SSIAT_CHECK(!items.empty()) << "empty memory plan";
-  return *std::max_element(items.begin(), items.end(),
-                           [](const MemoryItem& a, const MemoryItem& b) { return a.bytes < b.bytes; });
-}
-
-int64_t count_params(const Recipe& r) {
-  const Dims d = dims_of(r);
+// Parameters a rank holds with dimensions d (norms whole).
+int64_t count_params_of(const Recipe& r, const Dims& d) {
   const std::string what = "parameter";
   const int64_t embed = product(r, what, {d.V, d.C});
   const Factor q{"model.n_head*head_dim", product(r, what, {d.NH, d.HS}), false};
@@ -134,6 +130,20 @@ int64_t count_params(const Recipe& r) {
   return sum(r, what, {embed, layers, d.C.value, r.model.tied_embeddings ? 0 : embed});
 }
 
+}  // namespace
+
+const MemoryItem& MemoryPlan::largest() const {
+  SSIAT_CHECK(!items.empty()) << "empty memory plan";
+  return *std::max_element(items.begin(), items.end(),
+                           [](const MemoryItem& a, const MemoryItem& b) { return a.bytes < b.bytes; });
+}
+
+int64_t count_params(const Recipe& r) {
+  Recipe whole = r;
+  whole.parallel.tp = 1;
+  return count_params_of(whole, dims_of(whole));
+}
+
 int64_t sequence_capacity(const Recipe& r, PlanFor use) {
   const TrainConfig& tc = r.train;
   if (use == PlanFor::kBench || tc.sample_tokens <= 0) return tc.seq_len;
@@ -142,11 +152,12 @@ int64_t sequence_capacity(const Recipe& r, PlanFor use) {
   return std::max(tc.seq_len, std::min(r.model.max_seq_len, want));
 }
 
-MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
+MemoryPlan plan_memory(const Recipe& r, PlanFor use, const RankPlace& place) {
   const Dims d = dims_of(r);
   const TrainConfig& tc = r.train;
+  const ParallelConfig& par = r.parallel;
   MemoryPlan plan;
-  plan.num_params = count_params(r);
+  plan.num_params = count_params_of(r, d);
   const Factor P{"num_params", plan.num_params, false};
   const Factor B{"train.micro_batch", tc.micro_batch};
 
@@ -173,8 +184,13 @@ MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
                            ? "mostly model.vocab_size*model.d_model"
                            : "mostly model.n_layer*model.d_model*(model.d_model+model.d_ff)";
   const std::string pformula = "num_params*4 B, num_params = " + std::to_string(plan.num_params) + " (" + driver + ")";
-  for (const char* name : {"parameters", "gradients", "AdamW m", "AdamW v"})
-    add(name, pformula, buffer_of(r, name, {P}, kF32));
+  for (const char* name : {"parameters", "gradients"}) add(name, pformula, buffer_of(r, name, {P}, kF32));
+  // ZeRO-1 (core/data_parallel.h): a dp rank's slice of every 2^24-element bucket.
+  const bool zero1 = par.zero1 && par.dp > 1;
+  const int64_t state = zero1 ? plan.num_params / par.dp + plan.num_params / (int64_t{1} << 24) + 1 : plan.num_params;
+  for (const char* name : {"AdamW m", "AdamW v"})
+    add(name, zero1 ? "num_params/parallel.dp*4 B (ZeRO-1)" : pformula,
+        buffer_of(r, name, {{"moment elements", state, false}}, kF32));
 
   // Logits (N, V): the largest activation for any real vocabulary.
   const int64_t logits = buffer_of(r, "logits", {B, T, d.V}, kF32);
@@ -213,7 +229,12 @@ MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
   const Factor half{"head_dim/2", d.HS.value / 2, false};
   const int64_t rope = times(2, buffer_of(r, "RoPE table", {d.maxT, half}, kF32));
   add("RoPE tables", "2*model.max_seq_len*head_dim/2*4 B", rope);
-  plan.activation_bytes = sum(r, what, {logits, layer, scratch, rope});
+  int64_t ce = 0;  // vocabulary-parallel cross-entropy: row max (N), gathered (tp, N), sums (2, N)
+  if (par.tp > 1) {
+    ce = buffer_of(r, what, {B, T, {"(parallel.tp+3)", par.tp + 3, false}}, kF32);
+    add("vocab-parallel cross-entropy", BT + "*(parallel.tp+3)*4 B", ce);
+  }
+  plan.activation_bytes = sum(r, what, {logits, layer, scratch, rope, ce});
 
   // Host batches: inputs and targets (B, seq_len) int32, for training and for evaluation.
   const Factor Tb{"train.seq_len", tc.seq_len};
@@ -222,8 +243,16 @@ MemoryPlan plan_memory(const Recipe& r, PlanFor use) {
   add("batch buffers", std::string(eval ? "4" : "2") + "*train.micro_batch*train.seq_len*4 B", eval ? times(2, batch) : batch);
   if (use != PlanFor::kBench && tc.sample_tokens > 0)
     add("sampling", "model.vocab_size*8 B", product(r, "sampling", {d.V, {"8 B", kF64, false}}));
-  if (use == PlanFor::kResume)
-    add("checkpoint being resumed", "3*num_params*4 B", product(r, "checkpoint", {{"3", 3, false}, P, {"4 B", kF32, false}}));
+  // Resume: global rank 0 reads the whole checkpoint (logical tensors); every rank receives one
+  // tensor at a time and cuts its block (core/sharded_state.h).
+  if (use == PlanFor::kResume) {
+    const Factor Pall{"logical num_params", count_params(r), false};
+    if (place.writer)
+      add("checkpoint being resumed", "3*num_params*4 B", product(r, "checkpoint", {{"3", 3, false}, Pall, {"4 B", kF32, false}}));
+    else
+      add("checkpoint tensor being received", "2*model.vocab_size*model.d_model*4 B",
+          product(r, "checkpoint", {{"2", 2, false}, {"model.vocab_size", r.model.vocab_size}, d.C, {"4 B", kF32, false}}));
+  }
   add("program", "code, libraries and thread buffers", kProgramBytes);
 
   // train.device = "cuda": the flat buffers and activations live on the GPU (cudaMalloc fails
@@ -353,8 +382,17 @@ void check_memory(const Recipe& r, const MemoryPlan& plan, const AvailableMemory
                       format_bytes(avail.bytes) + " is available (" + avail.source + ")");
 }
 
-void require_memory(const Recipe& r, PlanFor use) {
-  const MemoryPlan plan = plan_memory(r, use);
+void require_memory(const Recipe& r, PlanFor use, const RankPlace& place) {
+  MemoryPlan plan = plan_memory(r, use, place);
+  if (place.ranks_on_node > 1) {  // the node's other ranks draw on the same memory
+    const MemoryPlan other = plan_memory(r, use, RankPlace{false, 1});
+    const int64_t others = place.ranks_on_node - 1;
+    int64_t bytes = 0;
+    if (__builtin_mul_overflow(others, other.total_bytes, &bytes) ||
+        __builtin_add_overflow(plan.total_bytes, bytes, &plan.total_bytes))
+      throw ConfigError((r.path.empty() ? "recipe" : r.path) + ": the node's memory need overflows 64-bit integers");
+    plan.items.push_back({"the node's other ranks", std::to_string(others) + "*their plan", bytes});
+  }
   if (const auto avail = available_memory()) check_memory(r, plan, *avail);
 }
 

@@ -1,8 +1,10 @@
 // Memory plan: the bytes every buffer the trainer allocates needs, from a recipe alone, and the
 // check that refuses a recipe whose buffers cannot fit before anything is allocated.
 //
+// Per rank, under the recipe's [parallel] layout (tp divides heads, MLP width and vocabulary;
+// ZeRO-1 divides the moments by dp; global rank 0 alone reads a checkpoint on resume).
 // Items (f32 = 4 B; every Buffer rounded up to 64 B as core/buffer.h allocates it; P = number
-// of parameters, exactly Llama<float>::num_params(); N = micro_batch * T_cap tokens, T_cap =
+// of parameters this rank holds, exactly Llama<float>::num_params(); N = micro_batch * T_cap tokens, T_cap =
 // train.seq_len, or longer when sampling after training grows the activations up to
 // model.max_seq_len):
 //   parameters, gradients, AdamW m, AdamW v   4 buffers of P floats (core/model.h, optimizer.h)
@@ -49,7 +51,7 @@ struct MemoryItem {
 struct MemoryPlan {
   std::vector<MemoryItem> items;
   int64_t total_bytes = 0;
-  int64_t num_params = 0;        // P
+  int64_t num_params = 0;        // P: this rank's (its tp shards; the whole model at tp = 1)
   int64_t activation_bytes = 0;  // the model's activation buffers (layer, head/backward, RoPE, logits)
   const MemoryItem& largest() const;
 };
@@ -60,7 +62,8 @@ enum class PlanFor {
   kBench,   // `ssiat bench train-step`: one batch, no eval, no sampling
 };
 
-// Parameters of the model a ModelConfig describes (Llama<float>::num_params()), checked.
+// Parameters of the model a ModelConfig describes (Llama<float>::num_params() with one tp rank),
+// checked.
 int64_t count_params(const Recipe& recipe);
 
 // The longest sequence the model is run on: train.seq_len, or up to model.max_seq_len when
@@ -68,8 +71,17 @@ int64_t count_params(const Recipe& recipe);
 // micro_batch * this at start-up, so nothing is allocated later.
 int64_t sequence_capacity(const Recipe& recipe, PlanFor use);
 
-// Needs recipe.model and recipe.train to be valid (ModelConfig/TrainConfig::validate()).
-MemoryPlan plan_memory(const Recipe& recipe, PlanFor use);
+// Where a rank stands, for its plan: the writer (global rank 0) reads a whole checkpoint on
+// resume; ranks_on_node ranks share this node's memory.
+struct RankPlace {
+  bool writer = true;
+  int64_t ranks_on_node = 1;
+};
+
+// One rank's plan under the recipe's layout ([parallel]): its shards of the parameters and
+// activations (tp), its moments (ZeRO-1: 1/dp of them). Needs recipe.model and recipe.train to
+// be valid (ModelConfig/TrainConfig::validate()).
+MemoryPlan plan_memory(const Recipe& recipe, PlanFor use, const RankPlace& place = {});
 
 // Memory this process may still use, and which limit set it: the least of /proc/meminfo
 // MemAvailable, the cgroup's memory limit minus its usage (v2 memory.max, v1
@@ -85,8 +97,9 @@ std::optional<AvailableMemory> available_memory();
 void check_memory(const Recipe& recipe, const MemoryPlan& plan, const AvailableMemory& avail);
 
 // plan_memory() then check_memory() against available_memory() (no check if unknown): the
-// one call train() and bench_train_step() make before allocating.
-void require_memory(const Recipe& recipe, PlanFor use);
+// one call train() and bench_train_step() make before allocating. With ranks_on_node > 1 the
+// node's other ranks' plans (as non-writers) are added, as an item "the node's other ranks".
+void require_memory(const Recipe& recipe, PlanFor use, const RankPlace& place = {});
 
 // "37.2 GiB", "512.0 MiB", "3.0 KiB", "17 B".
 std::string format_bytes(int64_t bytes);

@@ -59,7 +59,7 @@ struct ParamView {
   // Tensor parallelism: how the tensor is split over the tp group, and this rank's block of it
   // (rows and cols of the logical (rows, cols) matrix; a 1-D tensor is (1, n), replicated).
   distributed::ShardKind shard = distributed::ShardKind::kReplicated;
-  distributed::Block block;
+  distributed::Block block{};
 };
 
 enum class Pass { kTrain, kEval, kLogits };

@@ -104,10 +104,12 @@ Ranks join_ranks(const Recipe& recipe, const std::string& invocation) {
   r.world = launched_as_several ? dist::make_mpi_communicator() : dist::make_self_communicator();
   r.rank = r.world->rank();
   check_same_recipe_and_build(*r.world, recipe, invocation);
-  r.local_rank = launched_as_several ? dist::node_local_rank() : 0;
+  const dist::NodePlace node = launched_as_several ? dist::node_place() : dist::NodePlace{};
   const dist::ShardedDims dims{recipe.model.n_head, recipe.model.n_kv_head, recipe.model.d_ff, recipe.model.vocab_size};
   if (r.world->size() != p.dp * p.tp) throw world_problem(r.world->size());
-  return split_ranks(std::move(r.world), p.dp, p.tp, dims, r.local_rank);
+  Ranks out = split_ranks(std::move(r.world), p.dp, p.tp, dims, node.rank);
+  out.ranks_on_node = node.size;
+  return out;
 }
 
 Ranks split_ranks(std::unique_ptr<dist::Communicator> world, int64_t dp, int64_t tp, const dist::ShardedDims& dims,

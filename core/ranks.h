@@ -41,7 +41,8 @@ struct Ranks {
   std::unique_ptr<distributed::Communicator> tp_device;  // NCCL for CUDA buffers (nullptr: tp)
   std::optional<distributed::Layout> layout;
   int rank = 0;        // global rank
-  int local_rank = 0;  // rank on this node: the CUDA device ordinal
+  int local_rank = 0;     // rank on this node: the CUDA device ordinal
+  int ranks_on_node = 1;  // ranks sharing this node's memory
   bool root() const { return rank == 0; }
   int size() const { return world->size(); }
   distributed::Communicator& dp_grads() { return dp_device ? *dp_device : *dp; }

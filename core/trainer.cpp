@@ -377,7 +377,8 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
                                        std::to_string(opt.stop_after));
   const bool root = ranks.root();
   distributed::Communicator& world = *ranks.world;
-  require_memory(recipe, opt.resume ? PlanFor::kResume : PlanFor::kTrain);  // before any allocation
+  // Before any allocation: this rank's plan, and its node's other ranks'.
+  require_memory(recipe, opt.resume ? PlanFor::kResume : PlanFor::kTrain, RankPlace{root, ranks.ranks_on_node});
   const TrainConfig& tc = recipe.train;
   const fs::path run = opt.run_dir;
   SSIAT_CHECK(!run.empty()) << "--run-dir is required";

@@ -408,16 +408,17 @@ int world_rank() {
   return rank;
 }
 
-int node_local_rank() {
-  if (!mpi_live()) return 0;
+NodePlace node_place() {
+  if (!mpi_live()) return {};
   MPI_Comm node = MPI_COMM_NULL;
   SSIAT_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL, &node) ==
               MPI_SUCCESS)
       << "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed on world rank " << world_rank();
-  int rank = 0;
-  MPI_Comm_rank(node, &rank);
+  NodePlace p;
+  MPI_Comm_rank(node, &p.rank);
+  MPI_Comm_size(node, &p.size);
   MPI_Comm_free(&node);
-  return rank;
+  return p;
 }
 
 void abort_world_if_multi_rank(int code) {

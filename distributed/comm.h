@@ -104,9 +104,14 @@ std::unique_ptr<Communicator> make_mpi_communicator();
 bool in_multi_rank_world();
 // This process's rank in MPI_COMM_WORLD (0 when MPI is not initialised).
 int world_rank();
-// Its rank among the ranks on the same node (MPI_Comm_split_type MPI_COMM_TYPE_SHARED; 0 when
-// MPI is not initialised): the CUDA device ordinal of a one-rank-per-GPU launch.
-int node_local_rank();
+// Its rank among the ranks on the same node, and their number (MPI_Comm_split_type
+// MPI_COMM_TYPE_SHARED; {0, 1} when MPI is not initialised): the rank is the CUDA device ordinal
+// of a one-rank-per-GPU launch. Collective over MPI_COMM_WORLD.
+struct NodePlace {
+  int rank = 0;
+  int size = 1;
+};
+NodePlace node_place();
 // Ends every rank of the job (MPI_Abort on MPI_COMM_WORLD with `code`) if in_multi_rank_world();
 // otherwise returns. Callers print their one line first.
 void abort_world_if_multi_rank(int code);

@@ -62,6 +62,40 @@ TEST(MemoryPlan, ParameterCountIsTheModelsExactly) {
   EXPECT_EQ(count_params(tiny()), 2 * 258 * 32 + 2 * (64 + 1024 + 1024 + 1024 + 6144) + 32);
 }
 
+// Per rank under a layout: tp splits heads, MLP width and vocabulary (norms whole), ZeRO-1
+// divides the moments by dp, only the writer holds a checkpoint being resumed, and a node's other
+// ranks count against its memory.
+TEST(MemoryPlan, PerRankUnderTheLayout) {
+  Recipe r = tiny();
+  r.model.vocab_size = 260;
+  r.parallel.tp = 2;
+  // embed + lm_head 2*130*32; per layer 2*32 (norms) + q 16*32 + k,v 2*8*32 + o 32*16 + 3*32*32; final norm 32.
+  const int64_t local = 2 * 130 * 32 + 2 * (64 + 512 + 512 + 512 + 3072) + 32;
+  const MemoryPlan tp2 = plan_memory(r, PlanFor::kTrain);
+  EXPECT_EQ(tp2.num_params, local);
+  EXPECT_EQ(item(tp2, "logits").bytes, 4 * 32 * 130 * 4);  // N * V/tp floats
+  EXPECT_EQ(item(tp2, "vocab-parallel cross-entropy").bytes, 4 * 32 * 5 * 4);
+  r.parallel.tp = 1;
+  r.parallel.dp = 4;
+  r.parallel.zero1 = true;
+  const MemoryPlan z = plan_memory(r, PlanFor::kTrain);
+  const int64_t P = count_params(r);
+  EXPECT_EQ(item(z, "parameters").bytes, (P * 4 + 63) / 64 * 64);
+  EXPECT_EQ(item(z, "AdamW m").bytes, ((P / 4 + 1) * 4 + 63) / 64 * 64);
+  const MemoryPlan writer = plan_memory(r, PlanFor::kResume, {true, 1});
+  const MemoryPlan other = plan_memory(r, PlanFor::kResume, {false, 1});
+  EXPECT_EQ(item(writer, "checkpoint being resumed").bytes, 3 * P * 4);
+  EXPECT_THROW(item(other, "checkpoint being resumed"), std::runtime_error);
+  EXPECT_LT(other.total_bytes, writer.total_bytes);
+  // A node whose other ranks cannot fit: refused, naming them.
+  try {
+    require_memory(r, PlanFor::kTrain, {true, 1'000'000});
+    FAIL() << "a million ranks on one node fit";
+  } catch (const ResourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("(the node's other ranks: 999999*their plan = "), std::string::npos) << e.what();
+  }
+}
+
 TEST(MemoryPlan, ActivationBytesMatchAHandCount) {
   // N = B*T = 128 tokens; HS = 8, QKV = (4 + 2*2)*8 = 64. Floats:
   //   per layer (x2 layers), residual (L+1): res 3*128*32 = 12288; resmid, ln1, ln2 3*2*128*32 = 24576;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "core/model.h"
 #include "core/philox.h"
 #include "core/seed_registry.h"
@@ -103,6 +104,13 @@ TEST(TpModel, EachRankDrawsExactlyItsSliceOfTheOneRankInit) {
       }
     }
     EXPECT_TRUE(saw_row && saw_col);
+    // The memory plan of a tp rank counts exactly the parameters the rank holds.
+    Recipe r;
+    r.model = config(tied);
+    r.train.micro_batch = 1;
+    r.train.seq_len = 8;
+    r.parallel.tp = p.tp.size;
+    EXPECT_EQ(plan_memory(r, PlanFor::kTrain).num_params, shard.num_params());
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/init_leaf.h"
 #include "core/ops.h"
 #include "core/seed_registry.h"
 #include "kernels/rope.h"
@@ -125,8 +126,8 @@ const ParamView& Llama<T>::view(const std::string& name) const {
 }
 
 template <typename T>
-std::vector<std::string> Llama<T>::init_weights(SeedRegistry& reg) {
-  std::vector<std::string> hashes;
+std::vector<InitHash> Llama<T>::init_weights(SeedRegistry& reg) {
+  std::vector<InitHash> hashes;
   // Drawn on the host (the generator is the CPU's, docs/init.md) and uploaded to a device.
   Buffer<T> staging;
   T* base = params_.data();
@@ -160,12 +161,19 @@ std::vector<std::string> Llama<T>::init_weights(SeedRegistry& reg) {
       init_fill(whole.data(), 0, hashed_n, v.init, key);
       hashed = whole.data();
     }
+    const char* dtype = sizeof(T) == 4 ? "float32" : "float64";
+    const size_t nbytes = static_cast<size_t>(hashed_n) * sizeof(T);
+    const InitHash& h = hashes.emplace_back(
+        InitHash{sha256_hex(hashed, nbytes), digest_hex(init_leaf_hash(v.name, dtype, v.shape, v.init, hashed, nbytes))});
     nlohmann::json rec = {{"type", "tensor"},
                           {"name", v.name},
                           {"shape", v.shape},
-                          {"dtype", sizeof(T) == 4 ? "float32" : "float64"},
+                          {"dtype", dtype},
                           {"init", v.init.to_json()},
-                          {"sha256", hashes.emplace_back(sha256_hex(hashed, static_cast<size_t>(hashed_n) * sizeof(T)))}};
+                          {"origin", "regenerated"},
+                          {"trainable", true},
+                          {"sha256", h.sha256},
+                          {"leaf", h.leaf}};
     if (v.init.kind != InitKind::kZeros && v.init.kind != InitKind::kOnes) rec["stream"] = stream;
     reg.record(std::move(rec));
   }

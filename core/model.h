@@ -64,6 +64,14 @@ struct ParamView {
 
 enum class Pass { kTrain, kEval, kLogits };
 
+// One initial tensor's digests (lowercase hex): SHA-256 of its bytes, and its init-leaf hash
+// (core/init_leaf.h), the leaf of the init commitment's Merkle tree.
+struct InitHash {
+  std::string sha256;
+  std::string leaf;
+  bool operator==(const InitHash&) const = default;
+};
+
 // Where and how the model runs (recipe keys train.device, train.precision, train.recompute).
 struct ExecConfig {
   DeviceKind device = DeviceKind::kCpu;
@@ -114,12 +122,13 @@ class Llama {
   // rows [row0, row0 + rows) of the last forward's logits (N, Vl) into dst (rows, Vl): this
   // rank's vocabulary columns (all V with one tp rank).
   void copy_logits_to_host(T* dst, int64_t row0, int64_t rows) const;
-  // Draws every tensor from its stream "init/<name>" and records name, shape, dtype, init spec
-  // and the SHA-256 of its initial bytes in the registry; returns those hashes in views() order.
+  // Draws every tensor from its stream "init/<name>" and records name, shape, dtype, init spec,
+  // origin ("regenerated"), trainable flag, the SHA-256 of its initial bytes and its init-leaf
+  // hash (core/init_leaf.h) in the registry; returns those hashes in views() order.
   // Under tensor parallelism each rank draws exactly its block (the elements of the logical
   // tensor it holds, at their logical indices: docs/init.md), and tp rank 0 also draws each
   // whole tensor, one at a time, to record the logical tensor's hash.
-  std::vector<std::string> init_weights(SeedRegistry& reg);
+  std::vector<InitHash> init_weights(SeedRegistry& reg);
 
   // Training FLOPs per token (forward + backward) of the whole (logical) model:
   // 6 * matmul params + 12 * L * C * T (attention).

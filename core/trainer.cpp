@@ -26,7 +26,9 @@
 #include "core/fault.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/init_leaf.h"
 #include "core/memory_plan.h"
+#include "core/merkle.h"
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/ranks.h"
@@ -91,18 +93,13 @@ double mfu(const Backend& be, double flops_per_s) {
   return peak > 0 ? flops_per_s / peak : 0.0;
 }
 
-// Init commitment: SHA-256 over "name\0leaf_sha256\n" of every tensor in buffer order, from the
-// leaf hashes init_weights() returned. It is the parent of the first checkpoint (the attestation
-// issue replaces it with a Merkle root).
-std::string init_commitment(const Llama<float>& model, const std::vector<std::string>& leaf_hashes) {
-  Sha256 h;
-  for (size_t i = 0; i < model.views().size(); i++) {
-    h.update(model.views()[i].name);
-    h.update(std::string_view("\0", 1));
-    h.update(leaf_hashes[i]);
-    h.update("\n");
-  }
-  return h.hex();
+// Init commitment (docs/provenance.md): the RFC 6962 Merkle root of the tensors' init-leaf
+// hashes in views() order (core/init_leaf.h). It is the parent of the first checkpoint.
+std::string init_root(const std::vector<InitHash>& hashes) {
+  std::vector<Digest> leaves;
+  leaves.reserve(hashes.size());
+  for (const auto& h : hashes) leaves.push_back(*digest_from_hex(h.leaf));
+  return digest_hex(merkle_root(leaves));
 }
 
 // ---- where a run starts (trainer.h "Resume") ----------------------------------------------
@@ -443,8 +440,12 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   // Every activation buffer now, at its largest (sampling included): none is allocated later.
   model.ensure_capacity(tc.micro_batch, sequence_capacity(recipe, PlanFor::kTrain));
   // Always: the seed log records the init even on resume.
-  const std::string init_digest = init_commitment(model, model.init_weights(reg));
-  reg.record({{"type", "init_commitment"}, {"sha256", init_digest}, {"scheme", "sha256(name\\0leaf_sha256\\n ...)/v0"}});
+  const std::vector<InitHash> init_hashes = model.init_weights(reg);
+  const std::string init_digest = init_root(init_hashes);
+  reg.record({{"type", "init_commitment"},
+              {"root", init_digest},
+              {"scheme", std::string(kInitRootScheme)},
+              {"leaves", init_hashes.size()}});
   nlohmann::json tok_rec = {{"type", "tokenizer"}, {"name", tok->name()}, {"digest", tok->digest()}, {"vocab_size", tok->vocab_size()}};
   if (const auto* bpe = dynamic_cast<const tokenizer::BpeTokenizer*>(tok.get())) {
     tok_rec["path"] = recipe.tokenizer.path;

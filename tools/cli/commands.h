@@ -11,5 +11,6 @@ void add_data_command(CLI::App& app);   // ssiat data prepare
 void add_train_command(CLI::App& app);  // ssiat train
 void add_bench_command(CLI::App& app);  // ssiat bench train-step
 void add_tokenizer_command(CLI::App& app);  // ssiat tokenizer train|encode|decode|stats
+void add_keygen_command(CLI::App& app);     // ssiat keygen
 
 }  // namespace ssiat::cli

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   ssiat::cli::add_data_command(app);
   ssiat::cli::add_train_command(app);
   ssiat::cli::add_bench_command(app);
+  ssiat::cli::add_keygen_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -38,6 +38,7 @@
 #include "core/fs.h"
 #include "core/h5.h"
 #include "core/hash.h"
+#include "core/state_digest.h"
 
 namespace fs = std::filesystem;
 
@@ -195,9 +196,10 @@ std::vector<int64_t> h5_read_shape_attr(hid_t dset, const StateFile& sf, const s
 
 // ---- write ------------------------------------------------------------------------------------
 
-// Writes every tensor (fetching those without data, one at a time) and returns their SHA-256s.
+// Writes every tensor (fetching those without data, one at a time) and returns their SHA-256s;
+// `leaves` gets each tensor's state-leaf hash (core/state_digest.h) by key.
 std::vector<std::string> write_state_h5(const fs::path& fname, const std::vector<CheckpointTensor>& tensors,
-                                        const CheckpointWriteHook& hook) {
+                                        const CheckpointWriteHook& hook, std::map<std::string, Digest>& leaves) {
   std::vector<std::string> shas;
   std::vector<float> fetched;
   H5QuietErrors quiet;
@@ -231,7 +233,12 @@ std::vector<std::string> write_state_h5(const fs::path& fname, const std::vector
       ten.fetch(fetched.data());
       data = fetched.data();
     }
-    shas.push_back(sha256_hex(data, static_cast<size_t>(n) * sizeof(float)));
+    const size_t nbytes = static_cast<size_t>(n) * sizeof(float);
+    shas.push_back(sha256_hex(data, nbytes));
+    LeafHasher state_leaf;
+    state_leaf.update(state_leaf_header(key, "float32", ten.shape, nbytes));
+    state_leaf.update(data, nbytes);
+    leaves[key] = state_leaf.finish();
     if (n > 0 && H5Dwrite(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
       h5_fail(fname, key, "dataset write");
     h5_write_attrs(dset.get(), ten.shape, shas.back(), fname, key);
@@ -290,7 +297,8 @@ auto fs_errors_as_io(F&& f) -> decltype(f()) {
 }
 
 std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta& meta,
-                                  const std::vector<CheckpointTensor>& tensors, const CheckpointWriteHook& hook) {
+                                  const std::vector<CheckpointTensor>& tensors, const CheckpointWriteHook& hook,
+                                  StateRoots* roots) {
   if (meta.step < 0) throw IoError("write_checkpoint: step " + std::to_string(meta.step) + " is negative");
   if (meta.samples_seen < 0)
     throw IoError("write_checkpoint: samples_seen " + std::to_string(meta.samples_seen) + " is negative");
@@ -333,7 +341,9 @@ std::string write_checkpoint_impl(const fs::path& run_dir, const CheckpointMeta&
   std::string manifest_bytes;
   try {
     const fs::path state = tmp_dir / kStateFile;
-    const std::vector<std::string> shas = write_state_h5(state, tensors, hook);
+    std::map<std::string, Digest> leaves;
+    const std::vector<std::string> shas = write_state_h5(state, tensors, hook, leaves);
+    if (roots) *roots = state_roots(leaves);
     for (size_t t = 0; t < tensors.size(); t++) tj[tensors[t].key].sha256 = shas[t];
     manifest_bytes = manifest_json(meta, tj, sha256_file(state));
     write_new_file(tmp_dir / kManifestFile, manifest_bytes);
@@ -616,8 +626,9 @@ void set_aside_rejected(const fs::path& run_dir, const ResumePoint& rp) {
 }
 
 std::string write_checkpoint(const fs::path& run_dir, const CheckpointMeta& meta,
-                             const std::vector<CheckpointTensor>& tensors, const CheckpointWriteHook& hook) {
-  return fs_errors_as_io([&] { return write_checkpoint_impl(run_dir, meta, tensors, hook); });
+                             const std::vector<CheckpointTensor>& tensors, const CheckpointWriteHook& hook,
+                             StateRoots* roots) {
+  return fs_errors_as_io([&] { return write_checkpoint_impl(run_dir, meta, tensors, hook, roots); });
 }
 
 std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
@@ -626,6 +637,18 @@ std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
 
 LoadedCheckpoint read_checkpoint(const fs::path& ckpt_dir) {
   return fs_errors_as_io([&] { return read_checkpoint_impl(ckpt_dir); });
+}
+
+StateRoots state_roots_of(const LoadedCheckpoint& ck) {
+  std::map<std::string, Digest> leaves;
+  for (const auto& [key, t] : ck.tensors) {
+    const size_t nbytes = t.size() * sizeof(float);
+    LeafHasher leaf;
+    leaf.update(state_leaf_header(key, "float32", ck.shapes.at(key), nbytes));
+    leaf.update(t.data(), nbytes);
+    leaves[key] = leaf.finish();
+  }
+  return state_roots(leaves);
 }
 
 void prune_checkpoints(const fs::path& run_dir, int64_t keep) {

@@ -58,6 +58,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/state_digest.h"
 
 namespace ssiat {
 
@@ -111,10 +112,15 @@ struct LoadedCheckpoint {
 // it simulates an interrupted write.
 using CheckpointWriteHook = std::function<void(const std::string& key)>;
 
-// Writes a checkpoint atomically and points `latest` at it; returns its digest.
+// Writes a checkpoint atomically and points `latest` at it; returns its digest. With `roots`,
+// also the weights and optimizer roots over the logical tensor bytes (core/state_digest.h),
+// computed as the tensors are written.
 std::string write_checkpoint(const std::filesystem::path& run_dir, const CheckpointMeta& meta,
                              const std::vector<CheckpointTensor>& tensors,
-                             const CheckpointWriteHook& hook = {});
+                             const CheckpointWriteHook& hook = {}, StateRoots* roots = nullptr);
+
+// The roots of a checkpoint read back (LoadedCheckpoint::tensors, f32), the same as the writer's.
+StateRoots state_roots_of(const LoadedCheckpoint& ck);
 
 // The directory named by <run>/checkpoints/latest, if any.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/buffer.h"
+#include "core/chain.h"
 #include "core/checkpoint.h"
 #include "core/data_parallel.h"
 #include "core/data.h"
@@ -252,7 +253,8 @@ std::string utc_now() {
 
 // recipe.toml and run.json describe the run's first segment and are written once; every
 // segment (the first included) appends one line to history.jsonl.
-void record_segment(const fs::path& run, const Recipe& recipe, const StartPoint& sp, int64_t start_step) {
+// Returns the segment's number.
+int64_t record_segment(const fs::path& run, const Recipe& recipe, const StartPoint& sp, int64_t start_step) {
   const std::string toml = recipe_to_toml(recipe);
   const fs::path history = run / "history.jsonl";
   std::string previous;
@@ -275,6 +277,7 @@ void record_segment(const fs::path& run, const Recipe& recipe, const StartPoint&
                {"time", utc_now()}};
   if (!sp.note.empty()) line["note"] = sp.note;
   write_file_atomic(history, previous + line.dump() + "\n");
+  return segment;
 }
 
 // Mean loss over eval_batches micro-batches of the validation set (always the same windows);
@@ -467,6 +470,10 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
 
   std::ofstream metrics;
   const fs::path metrics_path = run / "metrics.jsonl";
+  int64_t segment = 0;
+  std::vector<ChainRecord> chain;  // rank 0: chain.jsonl's records
+  std::string chain_parent;
+  if (root && start.continues_run) chain = read_chain(run);  // before anything is written: a bad file refuses
   if (root) {
     if (!lock) {
       lock.emplace(run);
@@ -476,8 +483,20 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     if (!start.note.empty()) std::fprintf(stderr, "ssiat: %s\n", start.note.c_str());
     if (start.continues_run) set_aside_rejected(run, start.found);
     fs::create_directories(run);
-    record_segment(run, recipe, start, step);
+    segment = record_segment(run, recipe, start, step);
     reg.write(run / "seeds.jsonl");
+    // The chain (core/chain.h): kept up to the resumed checkpoint; a fresh run starts it empty.
+    if (ck) {
+      std::erase_if(chain, [&](const ChainRecord& r) { return r.step > step; });
+      if (chain.empty() || chain.back().step != step)  // a run from before chain.jsonl: from here on
+        chain.clear(), chain_parent = ck->digest;
+      else
+        chain_parent = chain_tip(chain, init_digest);
+    } else {
+      chain.clear();
+      chain_parent = init_digest;
+    }
+    write_chain(run, chain);
     if (start.continues_run) truncate_metrics(metrics_path, step);
     else write_file_atomic(metrics_path, "");
     metrics.open(metrics_path, std::ios::app);
@@ -509,8 +528,24 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     meta.parent = parent;
     meta.recipe = recipe_to_toml(recipe);
     meta.extra = {{"loss", result.loss}};  // the manifest records recipe_sha256 itself
-    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state, assembler));
+    StateRoots roots;
+    parent = write_checkpoint(run, meta, checkpoint_tensors(model, state, assembler), {}, &roots);
     result.checkpoint = latest_checkpoint(run).value_or(fs::path());
+    ChainRecord rec;
+    rec.step = at;
+    rec.samples_seen = samples;
+    rec.checkpoint = result.checkpoint.filename().string();
+    rec.manifest_sha256 = parent;
+    rec.weights_root = roots.weights;
+    rec.optimizer_root = roots.optimizer;
+    rec.recipe_sha256 = sha256_hex(meta.recipe);
+    rec.git_commit = SSIAT_GIT_COMMIT;
+    rec.executable_sha256 = executable_sha256();
+    rec.segment = segment;
+    rec.parent = chain_parent;
+    chain.push_back(rec);
+    write_chain(run, chain);
+    chain_parent = chain_tip(chain, init_digest);
     if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
   };
   // A stop signal on any rank stops every rank after the same step (the largest number wins).

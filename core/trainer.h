@@ -14,6 +14,8 @@
 //                    job's), gflops, mfu, comm_bytes (what rank 0 sent other ranks in the step,
 //                    distributed/comm.h), optimizer_state_mb (rank 0's moments), peak_rss_mb
 //                    (rank 0's), elapsed_s (+ val_loss on evaluation steps)
+//   chain.jsonl      one record per checkpoint written (core/chain.h): step, roots over the
+//                    logical tensors, segment, recipe and build digests, parent; never pruned
 //   checkpoints/     core/checkpoint.h; `latest` names the newest complete one; a torn
 //                    checkpoint passed over on resume is kept as rejected-step_<N>[.k]
 //   sample.txt       the generated sample, if train.sample_tokens > 0

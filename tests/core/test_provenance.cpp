@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "core/init_leaf.h"
 #include "core/merkle.h"
+#include "core/state_digest.h"
 
 namespace ssiat {
 namespace {
@@ -85,6 +87,21 @@ TEST(InitLeaf, BytesFollowTheSpecification) {
   EXPECT_NE(init_leaf_hash("model.w", "float32", {3, 2}, spec, data, sizeof data), base);
   EXPECT_NE(init_leaf_hash("model.w", "float32", shape, InitSpec::normal(0.0, 0.25), data, sizeof data), base);
   EXPECT_NE(init_leaf_hash("model.v", "float32", shape, spec, data, sizeof data), base);
+}
+
+TEST(StateDigest, LeafBytesAndRootsFollowTheSpecification) {
+  EXPECT_EQ(state_leaf_header("param/w", "float32", {2, 3}, 24),
+            std::string("ssiat/state-leaf/v1") + '\0' + u64(7) + "param/w" + u64(7) + "float32" + u64(2) + u64(2) +
+                u64(3) + u64(24));
+  // Roots: the param/ leaves, and the adam_m/ then adam_v/ leaves, each in key byte order.
+  const Digest a = merkle_leaf_hash("a"), b = merkle_leaf_hash("b"), c = merkle_leaf_hash("c"), d = merkle_leaf_hash("d");
+  const std::map<std::string, Digest> leaves = {
+      {"param/model.layers.10.x", a}, {"param/model.layers.2.x", b}, {"adam_v/w", c}, {"adam_m/w", d}};
+  const StateRoots r = state_roots(leaves);
+  const std::vector<Digest> w = {a, b}, o = {d, c};  // "…layers.10…" < "…layers.2…" in byte order
+  EXPECT_EQ(r.weights, digest_hex(merkle_root(w)));
+  EXPECT_EQ(r.optimizer, digest_hex(merkle_root(o)));
+  EXPECT_NE(r.weights, r.optimizer);
 }
 
 }  // namespace

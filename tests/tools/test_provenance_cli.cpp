@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/chain.h"
+#include "core/checkpoint.h"
 #include "tests/common/cli.h"
 #include "tests/tools/cli_test_util.h"
 
@@ -97,6 +99,34 @@ TEST_F(Provenance, PythonReimplementationReproducesTheInitRoot) {
   }
   // Another seed, another root (the comparison above could not pass by accident).
   EXPECT_NE(reference(dir_, "untied_effective.toml", 78).at("root"), recorded(dir_ / "untied").at("root"));
+}
+
+// The chain (core/chain.h): one record per checkpoint, kept when pruning removes the checkpoint,
+// linked from the init root record by record, each resumed segment named; the roots of the last
+// record are those of the checkpoint's logical tensors read back.
+TEST_F(Provenance, ChainSurvivesPruningAndLinksFromTheInitRoot) {
+  const std::string args = "train tiny.toml -q --run-dir ch --set train.steps=9 --set schedule.warmup_steps=1 "
+                           "--set checkpoint.interval=3 --set checkpoint.keep=1";
+  ASSERT_EQ(run_cli(dir_, args + " --stop-after 6").status, 0);
+  ASSERT_EQ(run_cli(dir_, args + " --resume").status, 0);
+  EXPECT_FALSE(fs::exists(dir_ / "ch" / "checkpoints" / "step_00000003"));  // pruned
+  const auto chain = ssiat::read_chain(dir_ / "ch");
+  ASSERT_EQ(chain.size(), 3u);
+  std::string parent = recorded(dir_ / "ch").at("root");
+  const int64_t steps[] = {3, 6, 9}, segments[] = {0, 0, 1};
+  for (size_t i = 0; i < chain.size(); i++) {
+    EXPECT_EQ(chain[i].step, steps[i]);
+    EXPECT_EQ(chain[i].segment, segments[i]);
+    EXPECT_EQ(chain[i].samples_seen, steps[i] * 4);
+    EXPECT_EQ(chain[i].parent, parent) << "record " << i;
+    parent = ssiat::chain_digest(ssiat::chain_line(chain[i]));
+  }
+  const auto ck = ssiat::read_checkpoint(dir_ / "ch" / "checkpoints" / "step_00000009");
+  const ssiat::StateRoots roots = ssiat::state_roots_of(ck);
+  EXPECT_EQ(chain[2].weights_root, roots.weights);
+  EXPECT_EQ(chain[2].optimizer_root, roots.optimizer);
+  EXPECT_EQ(chain[2].manifest_sha256, ck.digest);
+  EXPECT_NE(chain[1].weights_root, chain[2].weights_root);
 }
 
 }  // namespace

@@ -12,5 +12,7 @@ void add_train_command(CLI::App& app);  // ssiat train
 void add_bench_command(CLI::App& app);  // ssiat bench train-step
 void add_tokenizer_command(CLI::App& app);  // ssiat tokenizer train|encode|decode|stats
 void add_keygen_command(CLI::App& app);     // ssiat keygen
+void add_attest_command(CLI::App& app);     // ssiat attest
+void add_verify_command(CLI::App& app);     // ssiat verify
 
 }  // namespace ssiat::cli

@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
   ssiat::cli::add_train_command(app);
   ssiat::cli::add_bench_command(app);
   ssiat::cli::add_keygen_command(app);
+  ssiat::cli::add_attest_command(app);
+  ssiat::cli::add_verify_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

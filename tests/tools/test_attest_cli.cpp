@@ -1,0 +1,178 @@
+// `ssiat attest` and `ssiat verify` (core/attestation.h) end to end on a tiny run: a signed
+// statement verifies (signature, schema, init regenerated from the seed block alone, chain,
+// checkpoints, origin); each kind of tampering makes verify FAIL naming what broke, with exit 1:
+// an unsigned edit of the payload or the signature, the wrong key, and — re-signed with the right
+// key, so only the content can catch it — another seed, an edited leaf, an edited recipe, a broken
+// chain record, a tensor marked as loaded; a checkpoint replaced by another run's; a key file with
+// loose permissions and a malformed envelope give one-line errors.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <algorithm>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dsse.h"
+#include "core/hash.h"
+#include "core/keys.h"
+#include "tests/common/cli.h"
+#include "tests/tools/cli_test_util.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+using ssiat::testing::run_cli;
+using ssiat::testing::slurp;
+using ssiat::testing::write_file;
+
+class Attest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("ssiat_attest_" + std::to_string(::getpid()));
+    ssiat::testing::write_tiny_inputs(dir_, 40, 10);
+    const std::string train = "train tiny.toml -q --set train.steps=6 --set schedule.warmup_steps=1 --set checkpoint.interval=3";
+    ok_ = ssiat::testing::prepare_tiny_data(dir_) && run_cli(dir_, train + " --run-dir run").status == 0 &&
+          run_cli(dir_, train + " --run-dir other --set seed=78").status == 0 &&
+          run_cli(dir_, "keygen --out k").status == 0 && run_cli(dir_, "keygen --out k2").status == 0 &&
+          run_cli(dir_, "attest run --key k.key --out att.json").status == 0;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  void SetUp() override { ASSERT_TRUE(ok_) << "training, keygen or attest failed in " << dir_; }
+
+  // Runs verify; returns its exit status and stdout.
+  static std::pair<int, std::string> verify(const std::string& file, const std::string& extra = "") {
+    const auto r = run_cli(dir_, "verify " + file + " --pubkey k.pub" + extra);
+    return {r.status, r.out};
+  }
+  // The line of check `name` in verify's output.
+  static std::string line_of(const std::string& out, const std::string& name) {
+    std::istringstream in(out);
+    std::string l;
+    while (std::getline(in, l))
+      if (l.find("  " + name + " ") != std::string::npos) return l;
+    return "";
+  }
+  // att.json's statement edited by `edit`, re-signed with k.key, written to `file`.
+  static void resign(const std::string& file, const std::function<void(json&)>& edit) {
+    const ssiat::Envelope env = ssiat::parse_envelope(slurp(dir_ / "att.json"), "att.json");
+    json st = json::parse(env.payload);
+    edit(st);
+    const ssiat::SecretKey sk = ssiat::load_secret_key(dir_ / "k.key");
+    write_file(dir_ / file, ssiat::envelope_json(ssiat::sign_envelope(ssiat::kInTotoPayloadType, st.dump(), sk)));
+  }
+  static inline fs::path dir_;
+  static inline bool ok_ = false;
+};
+
+TEST_F(Attest, SignedStatementVerifies) {
+  const auto [status, out] = verify("att.json", " --checkpoint run --json report.json");
+  EXPECT_EQ(status, 0) << out;
+  for (const char* c : {"signature", "schema", "init", "chain", "checkpoints", "origin"})
+    EXPECT_EQ(line_of(out, c).rfind("PASS", 0), 0u) << out;
+  EXPECT_NE(line_of(out, "init").find("regenerated 21 tensors from seed 77"), std::string::npos) << out;
+  EXPECT_NE(line_of(out, "chain").find("2 records from the init root to step 6"), std::string::npos) << out;
+  EXPECT_EQ(line_of(out, "replay").rfind("NOT RUN", 0), 0u) << out;
+  const json report = json::parse(slurp(dir_ / "report.json"));
+  EXPECT_EQ(report["result"], "PASS");
+  // The statement's subjects and predicate (what a reviewer reads).
+  const json st = json::parse(ssiat::parse_envelope(slurp(dir_ / "att.json"), "att.json").payload);
+  EXPECT_EQ(st["_type"], "https://in-toto.io/Statement/v1");
+  EXPECT_EQ(st["subject"][0]["name"], "init-root");
+  EXPECT_EQ(st["predicate"]["recipe"], slurp(dir_ / "run" / "recipe.toml"));
+  EXPECT_EQ(st["predicate"]["chain"].size(), 2u);
+  // Without --checkpoint that check is NOT RUN, and the result still passes.
+  const auto [s2, out2] = verify("att.json");
+  EXPECT_EQ(s2, 0);
+  EXPECT_EQ(line_of(out2, "checkpoints").rfind("NOT RUN", 0), 0u) << out2;
+}
+
+TEST_F(Attest, UnsignedEditsAndWrongKeysFailTheSignature) {
+  ssiat::Envelope env = ssiat::parse_envelope(slurp(dir_ / "att.json"), "att.json");
+  ssiat::Envelope payload_edit = env, sig_edit = env;
+  payload_edit.payload[payload_edit.payload.find("\"seed\":77")] = ' ';
+  sig_edit.signatures[0].sig[5] ^= 1;
+  write_file(dir_ / "payload.json", ssiat::envelope_json(payload_edit));
+  write_file(dir_ / "sig.json", ssiat::envelope_json(sig_edit));
+  for (const char* f : {"payload.json", "sig.json"}) {
+    const auto [status, out] = verify(f);
+    EXPECT_EQ(status, 1) << f;
+    EXPECT_NE(line_of(out, "signature").find("FAIL     signature    " + std::string(f) + ": signature does not verify"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(line_of(out, "init").find("NOT RUN"), std::string::npos) << out;
+  }
+  const auto r = run_cli(dir_, "verify att.json --pubkey k2.pub");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("att.json: no signature by key"), std::string::npos) << r.out;
+  write_file(dir_ / "bad.json", "{\"payloadType\": ");
+  const auto [sb, ob] = verify("bad.json");
+  EXPECT_EQ(sb, 1);
+  EXPECT_NE(line_of(ob, "signature").find("bad.json: not JSON at byte"), std::string::npos) << ob;
+}
+
+TEST_F(Attest, ResignedTamperingFailsTheCheckThatOwnsIt) {
+  struct Case {
+    const char* file;
+    std::function<void(json&)> edit;
+    const char* check;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"seed.json", [](json& s) { s["predicate"]["seed_block"]["master"]["seed"] = 78; }, "init",
+       "tensor model.embed_tokens.weight regenerated from seed 78 has leaf"},
+      {"leaf.json", [](json& s) { s["predicate"]["init_manifest"][3]["leaf"] = std::string(64, 'a'); }, "init",
+       "tensor model.layers.0.self_attn.k_proj.weight regenerated from seed 77 has leaf"},
+      {"recipe.json",
+       [](json& s) {
+         std::string r = s["predicate"]["recipe"];
+         r.replace(r.find("init_std = 0.02"), 15, "init_std = 0.03");
+         s["predicate"]["recipe"] = r;
+         s["subject"][2]["digest"]["sha256"] = ssiat::sha256_hex(r);
+       },
+       "init", "tensor model.embed_tokens.weight regenerated from seed 77 has leaf"},
+      {"chain.json", [](json& s) { s["predicate"]["chain"][0]["weights_root"] = std::string(64, 'b'); }, "chain",
+       "chain record 1 (step 6) names parent"},
+      {"loaded.json", [](json& s) { s["predicate"]["init_manifest"][0]["origin"] = "loaded:0123"; }, "origin",
+       "tensor model.embed_tokens.weight has origin \"loaded:0123\""},
+  };
+  for (const auto& c : cases) {
+    resign(c.file, c.edit);
+    const auto [status, out] = verify(c.file);
+    EXPECT_EQ(status, 1) << c.file << "\n" << out;
+    EXPECT_EQ(line_of(out, "signature").rfind("PASS", 0), 0u) << out;
+    const std::string l = line_of(out, c.check);
+    EXPECT_EQ(l.rfind("FAIL", 0), 0u) << c.file << "\n" << out;
+    EXPECT_NE(l.find(c.says), std::string::npos) << c.file << "\n" << out;
+  }
+}
+
+TEST_F(Attest, ACheckpointThatIsNotTheChainsFails) {
+  fs::copy(dir_ / "run", dir_ / "swapped", fs::copy_options::recursive);
+  fs::remove_all(dir_ / "swapped" / "checkpoints" / "step_00000006");
+  fs::copy(dir_ / "other" / "checkpoints" / "step_00000006", dir_ / "swapped" / "checkpoints" / "step_00000006",
+           fs::copy_options::recursive);
+  const auto [status, out] = verify("att.json", " --checkpoint swapped");
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(line_of(out, "checkpoints").find("step_00000006: manifest digest is not chain record step 6's"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(Attest, LooseKeyPermissionsAreRefusedInOneLine) {
+  fs::copy_file(dir_ / "k.key", dir_ / "loose.key");
+  ::chmod((dir_ / "loose.key").c_str(), 0644);
+  const auto r = run_cli(dir_, "attest run --key loose.key --out never.json");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("loose.key: key file permissions 0644 are too open"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+  EXPECT_FALSE(fs::exists(dir_ / "never.json"));
+}
+
+}  // namespace

@@ -1,0 +1,61 @@
+// `ssiat attest RUN_DIR --key PREFIX.key --out FILE` and
+// `ssiat verify FILE --pubkey PREFIX.pub [--checkpoint RUN_DIR] [--json REPORT]`
+// (core/attestation.h). verify prints one line per check (PASS / FAIL / NOT RUN, with what it
+// found or what broke), then the result; it exits 1 when any check FAILED. --json writes the same
+// report as JSON.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "core/attestation.h"
+#include "core/fs.h"
+#include "tools/cli/commands.h"
+
+namespace ssiat::cli {
+
+namespace {
+struct AttestArgs {
+  std::string run, key, out;
+};
+struct VerifyArgs {
+  std::string envelope, pubkey, checkpoint, json;
+};
+}  // namespace
+
+void add_attest_command(CLI::App& app) {
+  auto a = std::make_shared<AttestArgs>();
+  CLI::App* cmd = app.add_subcommand("attest", "Sign the init-provenance statement of a run (in-toto, DSSE, Ed25519)");
+  cmd->add_option("run_dir", a->run, "Run directory")->required();
+  cmd->add_option("--key", a->key, "Secret key (PREFIX.key from ssiat keygen)")->required();
+  cmd->add_option("--out", a->out, "Attestation to write (DSSE envelope, JSON)")->required();
+  cmd->callback([a] {
+    const std::string keyid = attest(a->run, a->key, a->out);
+    std::printf("wrote %s: statement of %s signed by key %s\n", a->out.c_str(), a->run.c_str(), keyid.c_str());
+  });
+}
+
+void add_verify_command(CLI::App& app) {
+  auto a = std::make_shared<VerifyArgs>();
+  CLI::App* cmd = app.add_subcommand("verify", "Check an attestation: signature, regenerated init, chain, checkpoints, policy");
+  cmd->add_option("attestation", a->envelope, "Attestation (from ssiat attest)")->required();
+  cmd->add_option("--pubkey", a->pubkey, "Public key (PREFIX.pub)")->required();
+  cmd->add_option("--checkpoint", a->checkpoint, "Run directory whose checkpoints to check against the chain");
+  cmd->add_option("--json", a->json, "Also write the report as JSON to this file");
+  cmd->callback([a] {
+    VerifyOptions opt;
+    opt.envelope = a->envelope;
+    opt.pubkey = a->pubkey;
+    if (!a->checkpoint.empty()) opt.checkpoint_run = a->checkpoint;
+    const std::vector<Check> checks = verify(opt);
+    for (const auto& c : checks)
+      std::printf("%-7s  %-11s  %s\n", check_status_name(c.status), c.name.c_str(), c.detail.c_str());
+    const bool ok = all_passed(checks);
+    std::printf("verify: %s\n", ok ? "PASS" : "FAIL");
+    if (!a->json.empty()) write_file_atomic(a->json, report_json(checks).dump(2) + "\n");
+    std::fflush(nullptr);
+    if (!ok) std::exit(1);
+  });
+}
+
+}  // namespace ssiat::cli

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, build, fetch the Korean corpus (Debian's
 # libreoffice-help-ko), learn a 4,096-piece BPE tokenizer from it, prepare token shards, train
-# recipes/ko-tiny.toml on the CPU and print a generated sample. Extra arguments go to
-# `ssiat train` (e.g. --set train.steps=50).
+# recipes/ko-tiny.toml on the CPU and print a generated sample, then sign the run's
+# init-provenance attestation (a key made once in keys/, never overwritten) and verify it.
+# Extra arguments go to `ssiat train` (e.g. --set train.steps=50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -22,4 +23,7 @@ for split in train val; do
 done
 run="runs/ko-tiny-$(date +%Y%m%d-%H%M%S)"
 ./build/ssiat train recipes/ko-tiny.toml --run-dir "$run" "$@"
-echo "run directory: $run (recipe.toml, seeds.jsonl, metrics.jsonl, checkpoints/, sample.txt)"
+[ -f keys/quickstart.key ] || { mkdir -p keys && ./build/ssiat keygen --out keys/quickstart; }
+./build/ssiat attest "$run" --key keys/quickstart.key --out "$run/attestation.json"
+./build/ssiat verify "$run/attestation.json" --pubkey keys/quickstart.pub --checkpoint "$run"
+echo "run directory: $run (recipe.toml, seeds.jsonl, chain.jsonl, metrics.jsonl, checkpoints/, sample.txt, attestation.json)"

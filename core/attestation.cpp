@@ -279,7 +279,7 @@ std::vector<Check> verify(const VerifyOptions& opt) {
     const std::string final_root = chain.empty() ? subjects["init-root"] : chain.back().weights_root;
     if (final_root != subjects["final-weights-root"])
       throw IntegrityError(where + ": the last chain record's weights root is not the final-weights-root subject");
-    return std::to_string(chain.size()) + " records from the init root" +
+    return std::to_string(chain.size()) + (chain.size() == 1 ? " record" : " records") + " from the init root" +
            (chain.empty() ? std::string() : " to step " + std::to_string(chain.back().step));
   });
 

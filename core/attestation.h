@@ -18,33 +18,19 @@
 // final-weights-root is the last chain record's weights root (the init root without one); the
 // recipe digest is SHA-256 of recipe.toml's bytes; the tokenizer digest is the tokenizer's.
 //
-// Verification (verify()) runs its checks in order and reports each as PASS, FAIL or NOT RUN;
-// a check whose inputs failed is NOT RUN, and the result is PASS only if none FAILED:
-//   signature    the envelope parses, is signed by the public key, carries an in-toto statement
-//   schema       the statement's type, predicate type, subjects and predicate fields
-//   init         every initial tensor regenerated from the recipe and seed block in the
-//                attestation alone (no file of the prover is read): each leaf equals the init
-//                manifest's, and the Merkle root equals the init-root subject
-//   chain        the records link from the init root, each parent the digest of the one before,
-//                and the last weights root is the final-weights-root subject
-//   checkpoints  (--checkpoint RUN_DIR) each chain record whose checkpoint still exists matches
-//                it: manifest digest and the roots recomputed from its tensors
-//   origin       no tensor loaded from a file, every tensor trainable, and every trainable tensor
-//                changed by training (the evidence's ‖W_final − W_init‖ > 0)
-//   replay, lineage  NOT RUN (not built yet)
+// Verification is core/verify.h; verify_checkpoints() is its checkpoint check (HDF5).
 #pragma once
 
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-namespace ssiat {
+#include "core/chain.h"
+#include "core/verify.h"
 
-inline constexpr const char* kStatementType = "https://in-toto.io/Statement/v1";
-inline constexpr const char* kPredicateType = "https://ssiat.dev/init-provenance/v1";
+namespace ssiat {
 
 // The statement of a run directory (IoError/IntegrityError naming the file that is missing or
 // malformed; ConfigError if the run wrote no init commitment yet).
@@ -54,23 +40,9 @@ nlohmann::json build_statement(const std::filesystem::path& run);
 // atomically; returns the signer's key id.
 std::string attest(const std::filesystem::path& run, const std::filesystem::path& key, const std::filesystem::path& out);
 
-enum class CheckStatus { kPass, kFail, kNotRun };
-const char* check_status_name(CheckStatus s);  // "PASS", "FAIL", "NOT RUN"
-
-struct Check {
-  std::string name;
-  CheckStatus status = CheckStatus::kNotRun;
-  std::string detail;  // one line
-};
-
-struct VerifyOptions {
-  std::filesystem::path envelope;
-  std::filesystem::path pubkey;
-  std::optional<std::filesystem::path> checkpoint_run;
-};
-
-std::vector<Check> verify(const VerifyOptions& opt);
-bool all_passed(const std::vector<Check>& checks);  // no FAIL
-nlohmann::json report_json(const std::vector<Check>& checks);
+// The checkpoints check (VerifyOptions::checkpoints): every checkpoint of `chain` still in
+// <run>/checkpoints has the record's manifest digest and roots (recomputed from its tensors);
+// pruned ones are skipped; none present is a FAIL.
+std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const std::filesystem::path& run);
 
 }  // namespace ssiat

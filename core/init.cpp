@@ -350,7 +350,7 @@ void init_fill(T* out, uint64_t begin, int64_t count, const InitSpec& spec, Phil
   SSIAT_CHECK(begin <= UINT64_MAX - static_cast<uint64_t>(count - 1))
       << "init_fill: index range [" << begin << ", +" << count << ") overflows u64";
   spec.validate();
-  constexpr int64_t kParallelMin = 1 << 14;
+  [[maybe_unused]] constexpr int64_t kParallelMin = 1 << 14;  // (unused in a build without OpenMP)
   // Each element is a pure function of (key, spec, index): any schedule gives the same bytes.
 #pragma omp parallel for schedule(static) if (count >= kParallelMin)
   for (int64_t j = 0; j < count; j++) {

@@ -7,6 +7,7 @@
 // loose permissions and a malformed envelope give one-line errors.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -163,6 +164,36 @@ TEST_F(Attest, ACheckpointThatIsNotTheChainsFails) {
   EXPECT_NE(line_of(out, "checkpoints").find("step_00000006: manifest digest is not chain record step 6's"),
             std::string::npos)
       << out;
+}
+
+// ssiat-verify, the small build (no BLAS, MPI, HDF5; no -march), reaches the same verdicts.
+TEST_F(Attest, SmallVerifierAgreesAndNeedsNoHeavyLibraries) {
+  auto small = [](const std::string& file) {
+    const std::string cmd = "cd '" + dir_.string() + "' && '" SSIAT_VERIFY_BIN "' " + file + " --pubkey k.pub > small.out 2>&1";
+    const int rc = std::system(cmd.c_str());
+    return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir_ / "small.out"));
+  };
+  const auto [ok_status, ok_out] = small("att.json");
+  EXPECT_EQ(ok_status, 0) << ok_out;
+  EXPECT_NE(line_of(ok_out, "init").find("PASS     init         regenerated 21 tensors from seed 77"), std::string::npos)
+      << ok_out;
+  resign("seed78.json", [](json& s) { s["predicate"]["seed_block"]["master"]["seed"] = 78; });
+  const auto [bad_status, bad_out] = small("seed78.json");
+  EXPECT_EQ(bad_status, 1) << bad_out;
+  EXPECT_EQ(line_of(bad_out, "init").rfind("FAIL", 0), 0u) << bad_out;
+  // What it links and how it was compiled.
+  ASSERT_EQ(std::system(("ldd '" SSIAT_VERIFY_BIN "' > '" + (dir_ / "ldd.txt").string() + "'").c_str()), 0);
+  const std::string ldd = slurp(dir_ / "ldd.txt");
+  for (const char* lib : {"openblas", "libblas", "libmpi", "hdf5", "cuda"}) EXPECT_EQ(ldd.find(lib), std::string::npos) << lib;
+  const std::string cc = slurp(SSIAT_BINARY_DIR "/compile_commands.json");
+  size_t at = 0, verify_units = 0;
+  while ((at = cc.find("ssiat-verify.dir", at)) != std::string::npos) {
+    const size_t end = cc.find('}', at);
+    EXPECT_EQ(cc.substr(at, end - at).find("-march"), std::string::npos);
+    verify_units++;
+    at = end;
+  }
+  EXPECT_GE(verify_units, 10u);
 }
 
 TEST_F(Attest, LooseKeyPermissionsAreRefusedInOneLine) {

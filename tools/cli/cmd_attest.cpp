@@ -47,6 +47,7 @@ void add_verify_command(CLI::App& app) {
     opt.envelope = a->envelope;
     opt.pubkey = a->pubkey;
     if (!a->checkpoint.empty()) opt.checkpoint_run = a->checkpoint;
+    opt.checkpoints = verify_checkpoints;
     const std::vector<Check> checks = verify(opt);
     for (const auto& c : checks)
       std::printf("%-7s  %-11s  %s\n", check_status_name(c.status), c.name.c_str(), c.detail.c_str());

@@ -1,0 +1,60 @@
+// Fail-closed verification of an init-provenance attestation (docs/provenance.md section 7;
+// the statement is core/attestation.h's). This part needs no BLAS, MPI, HDF5 or model: it
+// regenerates the initial weights from the attestation's recipe and seed block alone, one tensor
+// at a time (core/init_table.h), and builds into the small `ssiat-verify` as well as `ssiat`.
+//
+// Checks, in order, each PASS, FAIL or NOT RUN (a check whose inputs failed is NOT RUN, with the
+// reason); the result is PASS only if none FAILED:
+//   signature    the envelope parses, is signed by the public key, carries an in-toto statement
+//   schema       the statement's type, predicate type, subjects and predicate fields
+//   init         every initial tensor regenerated from the recipe and seed block in the
+//                attestation alone (no file of the prover is read): each leaf equals the init
+//                manifest's, and the Merkle root equals the init-root subject
+//   chain        the records link from the init root, each parent the digest of the one before,
+//                and the last weights root is the final-weights-root subject
+//   checkpoints  with VerifyOptions::checkpoints (ssiat's HDF5 reader) and a run directory: each
+//                chain record whose checkpoint still exists matches it
+//   origin       no tensor loaded from a file, every tensor trainable, and every trainable tensor
+//                changed by training (the evidence's ‖W_final − W_init‖ > 0)
+//   replay, lineage  NOT RUN (not built yet)
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/chain.h"
+
+namespace ssiat {
+
+inline constexpr const char* kStatementType = "https://in-toto.io/Statement/v1";
+inline constexpr const char* kPredicateType = "https://ssiat.dev/init-provenance/v1";
+
+enum class CheckStatus { kPass, kFail, kNotRun };
+const char* check_status_name(CheckStatus s);  // "PASS", "FAIL", "NOT RUN"
+
+struct Check {
+  std::string name;
+  CheckStatus status = CheckStatus::kNotRun;
+  std::string detail = {};  // one line
+};
+
+// Checks the chain's checkpoints in a run directory; returns the PASS line, throws the FAIL one.
+using CheckpointCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run)>;
+
+struct VerifyOptions {
+  std::filesystem::path envelope;
+  std::filesystem::path pubkey;
+  std::optional<std::filesystem::path> checkpoint_run;
+  CheckpointCheck checkpoints;  // empty in a build without HDF5 (the check is then NOT RUN)
+};
+
+std::vector<Check> verify(const VerifyOptions& opt);
+bool all_passed(const std::vector<Check>& checks);  // no FAIL
+nlohmann::json report_json(const std::vector<Check>& checks);
+
+}  // namespace ssiat

@@ -14,5 +14,6 @@ void add_tokenizer_command(CLI::App& app);  // ssiat tokenizer train|encode|deco
 void add_keygen_command(CLI::App& app);     // ssiat keygen
 void add_attest_command(CLI::App& app);     // ssiat attest
 void add_verify_command(CLI::App& app);     // ssiat verify
+void add_init_root_command(CLI::App& app);  // ssiat init-root
 
 }  // namespace ssiat::cli

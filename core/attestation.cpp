@@ -1,7 +1,10 @@
 // The init-provenance statement, attest and verify (contract in core/attestation.h).
 #include "core/attestation.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "core/chain.h"
@@ -14,6 +17,7 @@
 #include "core/keys.h"
 #include "core/merkle.h"
 #include "core/init_table.h"
+#include "core/trainer.h"
 #include "core/recipe.h"
 
 namespace fs = std::filesystem;
@@ -150,6 +154,65 @@ std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const fs::
   }
   if (present == 0) throw IntegrityError(dir.string() + ": none of the chain's " + std::to_string(chain.size()) + " checkpoints is there");
   return std::to_string(present) + " of " + std::to_string(chain.size()) + " checkpoints match their records (the rest pruned)";
+}
+
+std::string replay_segments(const std::vector<ChainRecord>& chain, const fs::path& run, int64_t segments) {
+  std::map<int64_t, std::string> recipes;  // segment -> its effective recipe (history.jsonl)
+  for (auto& h : json_lines(run / "history.jsonl")) recipes[h.value("segment", int64_t{-1})] = h.value("recipe", "");
+  int64_t replayed = 0, multi_rank = 0;
+  std::string last;
+  for (size_t i = chain.size(); i-- > 1 && replayed < segments;) {
+    const ChainRecord& a = chain[i - 1];
+    const ChainRecord& b = chain[i];
+    const fs::path from = run / "checkpoints" / a.checkpoint;
+    if (!fs::exists(from)) continue;
+    const auto it = recipes.find(b.segment);
+    if (it == recipes.end() || it->second.empty())
+      throw IntegrityError((run / "history.jsonl").string() + ": no recipe for segment " + std::to_string(b.segment));
+    const Recipe r = parse_recipe(it->second, (run / "history.jsonl").string() + " segment " + std::to_string(b.segment));
+    if (r.parallel.dp * r.parallel.tp != 1) {
+      multi_rank++;
+      continue;
+    }
+    // A run directory holding the run's logs and checkpoint A alone, resumed to step B.
+    const fs::path tmp = fs::temp_directory_path() / ("ssiat_replay_" + std::to_string(::getpid()) + "_" + std::to_string(b.step));
+    fs::remove_all(tmp);
+    fs::create_directories(tmp / "checkpoints");
+    for (const char* f : {"recipe.toml", "run.json", "history.jsonl", "seeds.jsonl", "chain.jsonl"})
+      if (fs::exists(run / f)) fs::copy_file(run / f, tmp / f);
+    fs::copy(from, tmp / "checkpoints" / a.checkpoint, fs::copy_options::recursive);
+    write_file_atomic(tmp / "checkpoints" / "latest", a.checkpoint + "\n");
+    TrainOptions o;
+    o.run_dir = tmp;
+    o.resume = true;
+    o.stop_after = b.step - a.step;
+    o.progress = false;
+    try {
+      train(r, o);
+      const std::vector<ChainRecord> redone = read_chain(tmp);
+      if (redone.empty() || redone.back().step != b.step)
+        throw IntegrityError(run.string() + ": the replay from " + a.checkpoint + " wrote no checkpoint at step " + std::to_string(b.step));
+      if (redone.back().weights_root != b.weights_root || redone.back().optimizer_root != b.optimizer_root)
+        throw IntegrityError(run.string() + ": replaying " + a.checkpoint + " -> step " + std::to_string(b.step) + " gives " +
+                             (redone.back().weights_root != b.weights_root ? "weights" : "optimizer") + " root " +
+                             (redone.back().weights_root != b.weights_root ? redone.back().weights_root : redone.back().optimizer_root).substr(0, 16) +
+                             "…, the chain records " +
+                             (redone.back().weights_root != b.weights_root ? b.weights_root : b.optimizer_root).substr(0, 16) + "…");
+    } catch (...) {
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
+      throw;
+    }
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    replayed++;
+    if (last.empty()) last = "step " + std::to_string(a.step) + " -> " + std::to_string(b.step);
+  }
+  if (replayed == 0)
+    throw CheckNotRun(multi_rank ? "the segments to replay ran on several ranks (replay them under the same layout)"
+                                 : "no checkpoint of the chain to replay from is in " + (run / "checkpoints").string());
+  return "replayed " + std::to_string(replayed) + " segment" + (replayed == 1 ? "" : "s") + " (latest " + last +
+         ") to the recorded weights and optimizer roots, bit for bit";
 }
 
 }  // namespace ssiat

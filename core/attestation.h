@@ -45,4 +45,12 @@ std::string attest(const std::filesystem::path& run, const std::filesystem::path
 // pruned ones are skipped; none present is a FAIL.
 std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const std::filesystem::path& run);
 
+// The replay check (VerifyOptions::replay): for the last `segments` pairs of consecutive chain
+// records (A, B) whose checkpoint A is in <run>/checkpoints, trains from A to B in a temporary
+// run directory with the recipe of B's segment (history.jsonl) and requires B's weights and
+// optimizer roots bit for bit. The recipe's data paths are read as the training run read them
+// (relative to the working directory). A segment trained on several ranks cannot be replayed by
+// one process and is skipped; none replayable is NOT RUN (CheckNotRun).
+std::string replay_segments(const std::vector<ChainRecord>& chain, const std::filesystem::path& run, int64_t segments);
+
 }  // namespace ssiat

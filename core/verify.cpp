@@ -64,6 +64,9 @@ std::vector<Check> verify(const VerifyOptions& opt) {
     try {
       c.detail = fn();
       c.status = CheckStatus::kPass;
+    } catch (const CheckNotRun& e) {
+      c.status = CheckStatus::kNotRun;
+      c.detail = e.what();
     } catch (const std::exception& e) {
       c.status = CheckStatus::kFail;
       c.detail = e.what();
@@ -180,7 +183,16 @@ std::vector<Check> verify(const VerifyOptions& opt) {
       return std::to_string(ev.size()) + " tensors regenerated, trainable, and changed by training";
     });
   }
-  find("replay").detail = "not built yet (issue 10)";
+  if (opt.replay_segments > 0 && opt.replay && opt.checkpoint_run && chain_ok &&
+      find("checkpoints").status == CheckStatus::kPass) {
+    run("replay", [&] { return opt.replay(chain, *opt.checkpoint_run, opt.replay_segments); });
+  } else if (opt.replay_segments <= 0) {
+    find("replay").detail = "no --replay K given";
+  } else if (!opt.replay) {
+    find("replay").detail = "this build has no trainer (use ssiat verify)";
+  } else if (!opt.checkpoint_run) {
+    find("replay").detail = "--replay needs --checkpoint RUN_DIR";
+  }
   find("lineage").detail = "not built yet (issue 10)";
   return explained(checks);
 }

@@ -16,12 +16,17 @@
 //                chain record whose checkpoint still exists matches it
 //   origin       no tensor loaded from a file, every tensor trainable, and every trainable tensor
 //                changed by training (the evidence's ‖W_final − W_init‖ > 0)
-//   replay, lineage  NOT RUN (not built yet)
+//   replay       with VerifyOptions::replay (ssiat's trainer), a run directory and replay_segments
+//                K > 0: the last K segments (checkpoint → next checkpoint) whose first checkpoint
+//                is present are retrained and must reproduce the next record's roots bit for bit
+//                (same hardware class and build; a segment trained on several ranks is NOT RUN)
+//   lineage      NOT RUN (not built yet)
 #pragma once
 
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -43,14 +48,26 @@ struct Check {
   std::string detail = {};  // one line
 };
 
+// Thrown by a check that could not run (reported as NOT RUN with its message, not as FAIL).
+class CheckNotRun : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Checks the chain's checkpoints in a run directory; returns the PASS line, throws the FAIL one.
 using CheckpointCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run)>;
+
+// Replays up to `segments` segments of the chain in a run directory; PASS line or throws.
+using ReplayCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,
+                                              int64_t segments)>;
 
 struct VerifyOptions {
   std::filesystem::path envelope;
   std::filesystem::path pubkey;
   std::optional<std::filesystem::path> checkpoint_run;
   CheckpointCheck checkpoints;  // empty in a build without HDF5 (the check is then NOT RUN)
+  int64_t replay_segments = 0;
+  ReplayCheck replay;           // empty in a build without the trainer
 };
 
 std::vector<Check> verify(const VerifyOptions& opt);

@@ -4,7 +4,8 @@
 // an unsigned edit of the payload or the signature, the wrong key, and — re-signed with the right
 // key, so only the content can catch it — another seed, an edited leaf, an edited recipe, a broken
 // chain record, a tensor marked as loaded; a checkpoint replaced by another run's; a key file with
-// loose permissions and a malformed envelope give one-line errors.
+// loose permissions and a malformed envelope give one-line errors; replay retrains segments (also
+// across a resume) to the recorded roots and catches a checkpoint training did not produce.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/chain.h"
+#include "core/checkpoint.h"
 #include "core/dsse.h"
 #include "core/hash.h"
 #include "core/keys.h"
@@ -194,6 +197,48 @@ TEST_F(Attest, SmallVerifierAgreesAndNeedsNoHeavyLibraries) {
     at = end;
   }
   EXPECT_GE(verify_units, 10u);
+}
+
+// Replay retrains segments and must land on the recorded roots; weights that the declared training
+// did not produce — here a checkpoint re-written with one weight changed, its chain record and the
+// attestation re-made to match, so every other check passes — fail it.
+TEST_F(Attest, ReplayReproducesSegmentsAndCatchesWeightsTrainingDidNotProduce) {
+  const auto [status, out] = verify("att.json", " --checkpoint run --replay 1");
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(line_of(out, "replay").find("PASS     replay       replayed 1 segment (latest step 3 -> 6)"), std::string::npos)
+      << out;
+  // Across a resume boundary: the segment from step 3 to 6 was the run's second invocation.
+  const std::string train = "train tiny.toml -q --run-dir resumed --set train.steps=6 --set schedule.warmup_steps=1 "
+                            "--set checkpoint.interval=3";
+  ASSERT_EQ(run_cli(dir_, train + " --stop-after 3").status, 0);
+  ASSERT_EQ(run_cli(dir_, train + " --resume").status, 0);
+  ASSERT_EQ(run_cli(dir_, "attest resumed --key k.key --out resumed.json").status, 0);
+  const auto [rs, ro] = verify("resumed.json", " --checkpoint resumed --replay 1");
+  EXPECT_EQ(rs, 0) << ro;
+  EXPECT_EQ(line_of(ro, "replay").rfind("PASS", 0), 0u) << ro;
+
+  // The forgery.
+  fs::copy(dir_ / "run", dir_ / "forged", fs::copy_options::recursive);
+  const fs::path ckdir = dir_ / "forged" / "checkpoints";
+  ssiat::LoadedCheckpoint ck = ssiat::read_checkpoint(ckdir / "step_00000006");
+  fs::remove_all(ckdir / "step_00000006");
+  write_file(ckdir / "latest", "step_00000003\n");
+  ck.tensors.at("param/model.norm.weight")[0] += 0.25f;
+  std::vector<ssiat::CheckpointTensor> ts;
+  for (auto& [key, t] : ck.tensors) ts.push_back({key, ck.shapes.at(key), t.data()});
+  ssiat::StateRoots roots;
+  const std::string digest = ssiat::write_checkpoint(dir_ / "forged", ck.meta, ts, {}, &roots);
+  auto chain = ssiat::read_chain(dir_ / "forged");
+  ASSERT_EQ(chain.size(), 2u);
+  chain[1].manifest_sha256 = digest;
+  chain[1].weights_root = roots.weights;
+  ssiat::write_chain(dir_ / "forged", chain);
+  ASSERT_EQ(run_cli(dir_, "attest forged --key k.key --out forged.json").status, 0);
+  const auto [fs_, fo] = verify("forged.json", " --checkpoint forged --replay 1");
+  EXPECT_EQ(fs_, 1) << fo;
+  for (const char* c : {"signature", "init", "chain", "checkpoints", "origin"})
+    EXPECT_EQ(line_of(fo, c).rfind("PASS", 0), 0u) << c << "\n" << fo;
+  EXPECT_NE(line_of(fo, "replay").find("replaying step_00000003 -> step 6 gives weights root"), std::string::npos) << fo;
 }
 
 TEST_F(Attest, LooseKeyPermissionsAreRefusedInOneLine) {

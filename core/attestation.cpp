@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/chain.h"
@@ -15,6 +16,7 @@
 #include "core/hash.h"
 #include "core/init_leaf.h"
 #include "core/keys.h"
+#include "core/safetensors.h"
 #include "core/merkle.h"
 #include "core/init_table.h"
 #include "core/trainer.h"
@@ -213,6 +215,84 @@ std::string replay_segments(const std::vector<ChainRecord>& chain, const fs::pat
                                  : "no checkpoint of the chain to replay from is in " + (run / "checkpoints").string());
   return "replayed " + std::to_string(replayed) + " segment" + (replayed == 1 ? "" : "s") + " (latest " + last +
          ") to the recorded weights and optimizer roots, bit for bit";
+}
+
+namespace {
+
+// Pearson correlation of x and y (n values), in double, two passes; nullopt without variance.
+std::optional<double> pearson(const float* x, const float* y, int64_t n) {
+  if (n < 2) return std::nullopt;
+  double mx = 0, my = 0;
+  for (int64_t i = 0; i < n; i++) mx += x[i], my += y[i];
+  mx /= static_cast<double>(n);
+  my /= static_cast<double>(n);
+  double sxy = 0, sxx = 0, syy = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const double dx = x[i] - mx, dy = y[i] - my;
+    sxy += dx * dy, sxx += dx * dx, syy += dy * dy;
+  }
+  if (!(sxx > 0) || !(syy > 0)) return std::nullopt;
+  return sxy / std::sqrt(sxx * syy);
+}
+
+struct Lineage {
+  const LoadedCheckpoint* ours;
+  std::map<std::string, std::pair<std::vector<int64_t>, const std::vector<float>*>> ref;
+  json tensors = json::array();
+  double sum_ref = 0, sum_own = 0;
+  int64_t matrices = 0;
+};
+
+void lineage_tensor(void* ctx, size_t, const TensorInit& t, const float* init, int64_t n) {
+  auto* c = static_cast<Lineage*>(ctx);
+  const auto mine = c->ours->tensors.find("param/" + t.name);
+  if (mine == c->ours->tensors.end()) throw IntegrityError("the run's checkpoint has no tensor param/" + t.name);
+  const float* w = mine->second.data();
+  const auto own = pearson(w, init, n);
+  std::optional<double> vs;
+  const auto r = c->ref.find(t.name);
+  if (r != c->ref.end() && r->second.first == t.shape) vs = pearson(w, r->second.second->data(), n);
+  c->tensors.push_back({{"name", t.name}, {"r_reference", vs ? json(*vs) : json(nullptr)}, {"r_own_init", own ? json(*own) : json(nullptr)}});
+  if (t.shape.size() == 2 && vs && own) c->sum_ref += *vs, c->sum_own += *own, c->matrices++;
+}
+
+}  // namespace
+
+std::string lineage_report(const std::vector<ChainRecord>& chain, const fs::path& run, const fs::path& reference,
+                           json& data) {
+  if (chain.empty()) throw CheckNotRun("the chain has no checkpoint to compare");
+  const fs::path last = run / "checkpoints" / chain.back().checkpoint;
+  if (!fs::exists(last)) throw CheckNotRun(last.string() + " (the last checkpoint) is not there");
+  const LoadedCheckpoint ours = read_checkpoint(last);
+  // The reference: a safetensors file, or a run directory's latest checkpoint.
+  std::map<std::string, SafetensorsTensor> st;
+  std::optional<LoadedCheckpoint> ref_ck;
+  Lineage c{&ours, {}};
+  if (fs::is_directory(reference)) {
+    const auto latest = latest_checkpoint(reference);
+    if (!latest) throw IoError(reference.string() + ": no checkpoint to compare with (no checkpoints/latest)");
+    ref_ck = read_checkpoint(*latest);
+    for (const auto& [key, t] : ref_ck->tensors)
+      if (key.rfind("param/", 0) == 0) c.ref[key.substr(6)] = {ref_ck->shapes.at(key), &t};
+  } else {
+    st = read_safetensors(reference);
+    for (const auto& [name, t] : st) c.ref[name] = {t.shape, &t.data};
+  }
+  // Our init, regenerated from the run's recipe and seed (its own files, as the checkpoints are).
+  const Recipe recipe = parse_recipe(read_whole_file(run / "recipe.toml"), (run / "recipe.toml").string());
+  uint64_t seed = 0;
+  for (auto& rec : json_lines(run / "seeds.jsonl"))
+    if (rec.value("type", "") == "master") seed = rec.at("seed").get<uint64_t>();
+  regenerate_init(recipe.model, seed, lineage_tensor, &c);
+  if (c.matrices == 0) throw IntegrityError(reference.string() + ": no weight matrix of the run has a tensor of the same name and shape there");
+  const double mr = c.sum_ref / static_cast<double>(c.matrices), mo = c.sum_own / static_cast<double>(c.matrices);
+  data = {{"reference", reference.string()}, {"tensors", c.tensors}, {"mean_r_reference", mr}, {"mean_r_own_init", mo},
+          {"matrices", c.matrices}};
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "mean centred correlation with %s: %.3f over %lld matrices (control, this run against its own init: %.3f)",
+                reference.filename().c_str(), mr, static_cast<long long>(c.matrices), mo);
+  return buf;
 }
 
 }  // namespace ssiat

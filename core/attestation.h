@@ -53,4 +53,14 @@ std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const std:
 // one process and is skipped; none replayable is NOT RUN (CheckNotRun).
 std::string replay_segments(const std::vector<ChainRecord>& chain, const std::filesystem::path& run, int64_t segments);
 
+// The lineage report (VerifyOptions::lineage): the run's last checkpoint of `chain` (in
+// <run>/checkpoints) against `reference` (a .safetensors file, or a run directory's latest
+// checkpoint): per tensor of the same name and shape the centred (Pearson) correlation, and as
+// the control the same between the last checkpoint and the run's regenerated init; `data` gets
+// {"reference", "tensors": [{"name", "r_reference", "r_own_init"}], "mean_r_reference",
+// "mean_r_own_init", "matrices"} (means over the matched 2-D tensors; a tensor with no variance on
+// either side has null r and is left out).
+std::string lineage_report(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,
+                           const std::filesystem::path& reference, nlohmann::json& data);
+
 }  // namespace ssiat

@@ -33,8 +33,11 @@ bool all_passed(const std::vector<Check>& checks) {
 
 json report_json(const std::vector<Check>& checks) {
   json j = {{"result", all_passed(checks) ? "PASS" : "FAIL"}, {"checks", json::array()}};
-  for (const auto& c : checks)
-    j["checks"].push_back({{"name", c.name}, {"status", check_status_name(c.status)}, {"detail", c.detail}});
+  for (const auto& c : checks) {
+    json e = {{"name", c.name}, {"status", check_status_name(c.status)}, {"detail", c.detail}};
+    if (!c.data.is_null()) e["data"] = c.data;
+    j["checks"].push_back(e);
+  }
   return j;
 }
 
@@ -193,7 +196,15 @@ std::vector<Check> verify(const VerifyOptions& opt) {
   } else if (!opt.checkpoint_run) {
     find("replay").detail = "--replay needs --checkpoint RUN_DIR";
   }
-  find("lineage").detail = "not built yet (issue 10)";
+  if (opt.reference && opt.lineage && opt.checkpoint_run && chain_ok) {
+    run("lineage", [&] { return opt.lineage(chain, *opt.checkpoint_run, *opt.reference, find("lineage").data); });
+  } else if (!opt.reference) {
+    find("lineage").detail = "no --reference given";
+  } else if (!opt.lineage) {
+    find("lineage").detail = "this build reads no checkpoints (use ssiat verify)";
+  } else if (!opt.checkpoint_run) {
+    find("lineage").detail = "--reference needs --checkpoint RUN_DIR (the run's weights)";
+  }
   return explained(checks);
 }
 

@@ -20,7 +20,12 @@
 //                K > 0: the last K segments (checkpoint → next checkpoint) whose first checkpoint
 //                is present are retrained and must reproduce the next record's roots bit for bit
 //                (same hardware class and build; a segment trained on several ranks is NOT RUN)
-//   lineage      NOT RUN (not built yet)
+//   lineage      with VerifyOptions::lineage, a run directory and a reference (a safetensors file
+//                or a run directory): a report, not a verdict — the centred (Pearson) correlation
+//                of each tensor of the run's last checkpoint with the reference's tensor of the
+//                same name and shape, beside the control: the same figure between the run's last
+//                checkpoint and its own regenerated init. Never raw cosine (norm weights near 1
+//                have cosine ≈ 1 between unrelated models). Per-tensor figures in Check::data.
 #pragma once
 
 #include <filesystem>
@@ -46,6 +51,7 @@ struct Check {
   std::string name;
   CheckStatus status = CheckStatus::kNotRun;
   std::string detail = {};  // one line
+  nlohmann::json data = {};  // per-item figures for the JSON report (lineage); null if none
 };
 
 // Thrown by a check that could not run (reported as NOT RUN with its message, not as FAIL).
@@ -61,6 +67,10 @@ using CheckpointCheck = std::function<std::string(const std::vector<ChainRecord>
 using ReplayCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,
                                               int64_t segments)>;
 
+// The lineage report: the PASS line; fills `data` with the per-tensor figures.
+using LineageCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,
+                                               const std::filesystem::path& reference, nlohmann::json& data)>;
+
 struct VerifyOptions {
   std::filesystem::path envelope;
   std::filesystem::path pubkey;
@@ -68,6 +78,8 @@ struct VerifyOptions {
   CheckpointCheck checkpoints;  // empty in a build without HDF5 (the check is then NOT RUN)
   int64_t replay_segments = 0;
   ReplayCheck replay;           // empty in a build without the trainer
+  std::optional<std::filesystem::path> reference;
+  LineageCheck lineage;         // empty in a build without HDF5
 };
 
 std::vector<Check> verify(const VerifyOptions& opt);

@@ -5,7 +5,8 @@
 // key, so only the content can catch it — another seed, an edited leaf, an edited recipe, a broken
 // chain record, a tensor marked as loaded; a checkpoint replaced by another run's; a key file with
 // loose permissions and a malformed envelope give one-line errors; replay retrains segments (also
-// across a resume) to the recorded roots and catches a checkpoint training did not produce.
+// across a resume) to the recorded roots and catches a checkpoint training did not produce; the
+// lineage report tells a fine-tune from an independent run.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 
 #include <filesystem>
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -239,6 +241,51 @@ TEST_F(Attest, ReplayReproducesSegmentsAndCatchesWeightsTrainingDidNotProduce) {
   for (const char* c : {"signature", "init", "chain", "checkpoints", "origin"})
     EXPECT_EQ(line_of(fo, c).rfind("PASS", 0), 0u) << c << "\n" << fo;
   EXPECT_NE(line_of(fo, "replay").find("replaying step_00000003 -> step 6 gives weights root"), std::string::npos) << fo;
+}
+
+// Lineage calibration (tiny runs standing in for ko-tiny): a short fine-tune of `run` correlates
+// near 1 with it, an independent run (another seed) near 0, against the control of each run
+// against its own init; a safetensors copy of the reference gives the same figures as its run
+// directory.
+TEST_F(Attest, LineageTellsAFineTuneFromAnIndependentRun) {
+  fs::copy(dir_ / "run", dir_ / "finetune", fs::copy_options::recursive);
+  ASSERT_EQ(run_cli(dir_, "train tiny.toml -q --run-dir finetune --set train.steps=9 --set schedule.warmup_steps=1 "
+                          "--set checkpoint.interval=3 --resume")
+                .status,
+            0);
+  ASSERT_EQ(run_cli(dir_, "attest finetune --key k.key --out ft.json").status, 0);
+  ASSERT_EQ(run_cli(dir_, "attest other --key k.key --out other.json").status, 0);
+  auto lineage = [](const std::string& att, const std::string& run, const std::string& ref) {
+    const auto r = run_cli(dir_, "verify " + att + " --pubkey k.pub --checkpoint " + run + " --reference " + ref +
+                                     " --json lineage.json");
+    EXPECT_EQ(r.status, 0) << r.out;
+    const json report = json::parse(slurp(dir_ / "lineage.json"));
+    for (const auto& c : report["checks"])
+      if (c["name"] == "lineage" && c.contains("data")) return c["data"];
+    ADD_FAILURE() << "no lineage figures in the report of " << att << ":\n" << r.out;
+    return json::object();
+  };
+  const json ft = lineage("ft.json", "finetune", "run");
+  const json ind = lineage("other.json", "other", "run");
+  EXPECT_GT(ft["mean_r_reference"].get<double>(), 0.9) << ft.dump();
+  EXPECT_LT(std::abs(ind["mean_r_reference"].get<double>()), 0.1) << ind.dump();
+  EXPECT_EQ(ft["matrices"], 16);
+  // The same reference as a safetensors file (F32, written here from the run's last checkpoint).
+  const auto ck = ssiat::read_checkpoint(*ssiat::latest_checkpoint(dir_ / "run"));
+  json header = json::object();
+  std::string body;
+  for (const auto& [key, t] : ck.tensors) {
+    if (key.rfind("param/", 0) != 0) continue;
+    const size_t begin = body.size();
+    body.append(reinterpret_cast<const char*>(t.data()), t.size() * sizeof(float));
+    header[key.substr(6)] = {{"dtype", "F32"}, {"shape", ck.shapes.at(key)}, {"data_offsets", {begin, body.size()}}};
+  }
+  const std::string h = header.dump();
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; i++) file[i] = static_cast<char>((static_cast<uint64_t>(h.size()) >> (8 * i)) & 0xff);
+  write_file(dir_ / "run.safetensors", file + h + body);
+  const json viafile = lineage("ft.json", "finetune", "run.safetensors");
+  EXPECT_DOUBLE_EQ(viafile["mean_r_reference"].get<double>(), ft["mean_r_reference"].get<double>());
 }
 
 TEST_F(Attest, LooseKeyPermissionsAreRefusedInOneLine) {

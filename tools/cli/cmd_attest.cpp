@@ -1,5 +1,6 @@
 // `ssiat attest RUN_DIR --key PREFIX.key --out FILE` and
-// `ssiat verify FILE --pubkey PREFIX.pub [--checkpoint RUN_DIR [--replay K]] [--json REPORT]`
+// `ssiat verify FILE --pubkey PREFIX.pub [--checkpoint RUN_DIR [--replay K] [--reference MODEL]]
+// [--json REPORT]`
 // (core/attestation.h), and `ssiat init-root RECIPE [--set ...] [--seed S]`, which regenerates a
 // recipe's initial weights one tensor at a time and prints one JSON line: the init root
 // (docs/provenance.md), the tensor and parameter counts, seconds and peak RSS. verify prints one line per check (PASS / FAIL / NOT RUN, with what it
@@ -32,6 +33,7 @@ struct AttestArgs {
 struct VerifyArgs {
   std::string envelope, pubkey, checkpoint, json;
   int64_t replay = 0;
+  std::string reference;
 };
 }  // namespace
 
@@ -55,6 +57,8 @@ void add_verify_command(CLI::App& app) {
   cmd->add_option("--checkpoint", a->checkpoint, "Run directory whose checkpoints to check against the chain");
   cmd->add_option("--replay", a->replay, "Retrain the last K segments of the chain and compare (needs --checkpoint)")
       ->check(CLI::Range(int64_t{0}, INT64_MAX));
+  cmd->add_option("--reference", a->reference,
+                  "Lineage report against a model (.safetensors or a run directory; needs --checkpoint)");
   cmd->add_option("--json", a->json, "Also write the report as JSON to this file");
   cmd->callback([a] {
     VerifyOptions opt;
@@ -64,6 +68,8 @@ void add_verify_command(CLI::App& app) {
     opt.checkpoints = verify_checkpoints;
     opt.replay_segments = a->replay;
     opt.replay = replay_segments;
+    if (!a->reference.empty()) opt.reference = a->reference;
+    opt.lineage = lineage_report;
     const std::vector<Check> checks = verify(opt);
     for (const auto& c : checks)
       std::printf("%-7s  %-11s  %s\n", check_status_name(c.status), c.name.c_str(), c.detail.c_str());

@@ -126,7 +126,8 @@ const ParamView& Llama<T>::view(const std::string& name) const {
 }
 
 template <typename T>
-std::vector<InitHash> Llama<T>::init_weights(SeedRegistry& reg) {
+std::vector<InitHash> Llama<T>::init_weights(SeedRegistry& reg, const InitOverrides* loaded) {
+  SSIAT_CHECK(!loaded || loaded->empty() || !tp_.active()) << "init from a weight file under tensor parallelism";
   std::vector<InitHash> hashes;
   // Drawn on the host (the generator is the CPU's, docs/init.md) and uploaded to a device.
   Buffer<T> staging;
@@ -152,6 +153,14 @@ std::vector<InitHash> Llama<T>::init_weights(SeedRegistry& reg) {
         init_fill(dst + r * b.cols.length, static_cast<uint64_t>((b.rows.start + r) * cols + b.cols.start),
                   b.cols.length, v.init, key);
     }
+    std::string origin = "regenerated";
+    if (loaded) {
+      if (const auto it = loaded->find(v.name); it != loaded->end()) {
+        SSIAT_CHECK(static_cast<int64_t>(it->second.data.size()) == v.numel) << "loaded tensor " << v.name << ": wrong size";
+        for (int64_t i = 0; i < v.numel; i++) dst[i] = static_cast<T>(it->second.data[i]);
+        origin = it->second.origin;
+      }
+    }
     const T* hashed = dst;
     int64_t hashed_n = v.numel;
     if (tp_.active() && tp_.rank == 0 && v.shard != distributed::ShardKind::kReplicated) {
@@ -170,11 +179,11 @@ std::vector<InitHash> Llama<T>::init_weights(SeedRegistry& reg) {
                           {"shape", v.shape},
                           {"dtype", dtype},
                           {"init", v.init.to_json()},
-                          {"origin", "regenerated"},
+                          {"origin", origin},
                           {"trainable", true},
                           {"sha256", h.sha256},
                           {"leaf", h.leaf}};
-    if (v.init.kind != InitKind::kZeros && v.init.kind != InitKind::kOnes) rec["stream"] = stream;
+    if (v.init.kind != InitKind::kZeros && v.init.kind != InitKind::kOnes && origin == "regenerated") rec["stream"] = stream;
     reg.record(std::move(rec));
   }
   if (staging.data()) ops::upload(*backend_, params_.data(), staging.data(), params_.size());

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,14 @@ struct ParamView {
 };
 
 enum class Pass { kTrain, kEval, kLogits };
+
+// Tensors given instead of drawn (Llama::init_weights): by name, the logical tensor's values
+// (row-major, numel of its logical shape) and the origin to record.
+struct LoadedTensor {
+  std::vector<float> data;
+  std::string origin;  // "loaded:<sha256 of the file>"
+};
+using InitOverrides = std::map<std::string, LoadedTensor>;
 
 // One initial tensor's digests (lowercase hex): SHA-256 of its bytes, and its init-leaf hash
 // (core/init_leaf.h), the leaf of the init commitment's Merkle tree.
@@ -128,7 +137,9 @@ class Llama {
   // Under tensor parallelism each rank draws exactly its block (the elements of the logical
   // tensor it holds, at their logical indices: docs/init.md), and tp rank 0 also draws each
   // whole tensor, one at a time, to record the logical tensor's hash.
-  std::vector<InitHash> init_weights(SeedRegistry& reg);
+  // `loaded` (recipe init.from, one tp rank only): tensors taken from a weight file instead,
+  // recorded with their origin ("loaded:<digest>"), their hashes over the loaded bytes.
+  std::vector<InitHash> init_weights(SeedRegistry& reg, const InitOverrides* loaded = nullptr);
 
   // Training FLOPs per token (forward + backward) of the whole (logical) model:
   // 6 * matmul params + 12 * L * C * T (attention).

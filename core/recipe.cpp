@@ -257,13 +257,15 @@ const KeySpec kKeys[] = {
     SSIAT_KEY(parallel, dp, kInt, int64_t, false),
     SSIAT_KEY(parallel, tp, kInt, int64_t, false),
     SSIAT_KEY(parallel, zero1, kBool, bool, false),
+    SSIAT_KEY(init, from, kString, std::string, false),
+    SSIAT_KEY(provenance, sovereign, kBool, bool, false),
 };
 
 #undef SSIAT_KEY
 
 // Sections in canonical order (recipe_to_toml writes them so).
 constexpr std::string_view kSections[] = {"model", "tokenizer", "data", "train", "optim", "schedule", "checkpoint",
-                                           "parallel"};
+                                           "parallel", "init", "provenance"};
 
 const KeySpec* find_key(std::string_view name) {
   for (const auto& k : kKeys)

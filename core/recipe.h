@@ -12,6 +12,8 @@
 //   [schedule]  kind ("cosine" | "wsd"), warmup_steps, decay_fraction (wsd only)
 //   [checkpoint] interval, keep
 //   [parallel]  dp, tp, zero1          # world = dp × tp ranks (distributed/mesh.h)
+//   [init]      from                   # a weight file whose tensors replace the drawn ones
+//   [provenance] sovereign             # refuse any weight file outside the run's own chain
 // Relative paths in a recipe are taken relative to the current working directory.
 // docs/recipes.md lists every key with its type, default and range. Seeds must be < 2^63 (TOML
 // integers are signed 64-bit).
@@ -125,6 +127,22 @@ struct ParallelConfig {
   bool operator==(const ParallelConfig&) const = default;
 };
 
+// Initialisation from a weight file (docs/provenance.md): every tensor of the model found in
+// `from` (a .safetensors file, or a run directory's latest checkpoint) with the same name and
+// logical shape replaces the drawn one, and the seed log marks it `loaded:<digest of the file>`,
+// which the attestation's origin policy rejects. Empty: every tensor drawn from its seed stream.
+struct InitConfig {
+  std::string from;
+  bool operator==(const InitConfig&) const = default;
+};
+
+// Sovereign mode: the trainer opens no weight file but its own checkpoint chain's (init.from
+// refused; a resumed checkpoint must be a record of the run's chain.jsonl).
+struct ProvenanceConfig {
+  bool sovereign = false;
+  bool operator==(const ProvenanceConfig&) const = default;
+};
+
 struct Recipe {
   std::string path;                    // file it was read from
   std::string text;                    // the file verbatim
@@ -138,6 +156,8 @@ struct Recipe {
   ScheduleConfig schedule;
   CheckpointConfig checkpoint;
   ParallelConfig parallel;
+  InitConfig init;
+  ProvenanceConfig provenance;
   void validate() const;  // each part, then cross-checks (seq_len <= max_seq_len, tp | n_head, ...)
   bool operator==(const Recipe&) const = default;  // every field, path and text included
 };

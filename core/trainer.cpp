@@ -35,6 +35,7 @@
 #include "core/ranks.h"
 #include "core/sharded_state.h"
 #include "core/run_lock.h"
+#include "core/safetensors.h"
 #include "core/seed_registry.h"
 #include "kernels/device.h"
 #include "kernels/matmul.h"
@@ -101,6 +102,33 @@ std::string init_root(const std::vector<InitHash>& hashes) {
   leaves.reserve(hashes.size());
   for (const auto& h : hashes) leaves.push_back(*digest_from_hex(h.leaf));
   return digest_hex(merkle_root(leaves));
+}
+
+// recipe init.from: the model's tensors found in a weight file (same name and logical shape),
+// and the file as opened ({"path", "sha256"}: the file's SHA-256, or a checkpoint's manifest
+// digest). Each is marked loaded:<digest> in the seed log.
+InitOverrides load_init_file(const std::string& from, const Llama<float>& model, json& opened) {
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> found;
+  std::string digest;
+  if (fs::is_directory(from)) {
+    const auto latest = latest_checkpoint(from);
+    if (!latest) throw ConfigError("init.from = \"" + from + "\": no checkpoint in that run directory");
+    LoadedCheckpoint ck = read_checkpoint(*latest);
+    digest = ck.digest;
+    for (auto& [key, t] : ck.tensors)
+      if (key.rfind("param/", 0) == 0) found[key.substr(6)] = {ck.shapes.at(key), std::move(t)};
+  } else {
+    digest = sha256_file(from);
+    for (auto& [name, t] : read_safetensors(from)) found[name] = {t.shape, std::move(t.data)};
+  }
+  InitOverrides out;
+  for (const auto& v : model.views()) {
+    auto it = found.find(v.name);
+    if (it != found.end() && it->second.first == v.shape) out[v.name] = {std::move(it->second.second), "loaded:" + digest};
+  }
+  if (out.empty()) throw ConfigError("init.from = \"" + from + "\": holds no tensor of the model (name and shape)");
+  opened = {{"path", from}, {"sha256", digest}, {"tensors", out.size()}, {"use", "init.from"}};
+  return out;
 }
 
 // ---- where a run starts (trainer.h "Resume") ----------------------------------------------
@@ -253,8 +281,10 @@ std::string utc_now() {
 
 // recipe.toml and run.json describe the run's first segment and are written once; every
 // segment (the first included) appends one line to history.jsonl.
-// Returns the segment's number.
-int64_t record_segment(const fs::path& run, const Recipe& recipe, const StartPoint& sp, int64_t start_step) {
+// Returns the segment's number. `opened`: the weight files this segment opened ({"path",
+// "sha256", "use"}: the checkpoint it resumed from, an init.from file).
+int64_t record_segment(const fs::path& run, const Recipe& recipe, const StartPoint& sp, int64_t start_step,
+                       const json& opened) {
   const std::string toml = recipe_to_toml(recipe);
   const fs::path history = run / "history.jsonl";
   std::string previous;
@@ -276,6 +306,7 @@ int64_t record_segment(const fs::path& run, const Recipe& recipe, const StartPoi
                {"build", build_info()},
                {"time", utc_now()}};
   if (!sp.note.empty()) line["note"] = sp.note;
+  line["tensor_files"] = opened;
   write_file_atomic(history, previous + line.dump() + "\n");
   return segment;
 }
@@ -370,6 +401,12 @@ void refuse_parallel_layout(const Recipe& recipe) {
 
 TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   recipe.validate();
+  if (recipe.provenance.sovereign && !recipe.init.from.empty())
+    throw ConfigError(recipe.path + ": provenance.sovereign = true refuses init.from = \"" + recipe.init.from +
+                      "\": a sovereign run opens no weight file outside its own checkpoint chain");
+  if (!recipe.init.from.empty() && recipe.parallel.tp != 1)
+    throw ConfigError(recipe.path + ": init.from with parallel.tp = " + std::to_string(recipe.parallel.tp) +
+                      " is not supported; initialise on one tp rank");
   // Launched by mpirun/srun or with dp × tp > 1: joins MPI and checks that every rank runs the
   // same recipe and build (core/ranks.h). Collective calls below are made by every rank in the
   // same order; only global rank 0 touches the run directory.
@@ -443,7 +480,14 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   // Every activation buffer now, at its largest (sampling included): none is allocated later.
   model.ensure_capacity(tc.micro_batch, sequence_capacity(recipe, PlanFor::kTrain));
   // Always: the seed log records the init even on resume.
-  const std::vector<InitHash> init_hashes = model.init_weights(reg);
+  json opened = json::array();  // weight files this segment opens (history.jsonl)
+  InitOverrides loaded;
+  if (!recipe.init.from.empty()) {
+    json f;
+    loaded = load_init_file(recipe.init.from, model, f);
+    opened.push_back(f);
+  }
+  const std::vector<InitHash> init_hashes = model.init_weights(reg, loaded.empty() ? nullptr : &loaded);
   const std::string init_digest = init_root(init_hashes);
   reg.record({{"type", "init_commitment"},
               {"root", init_digest},
@@ -474,6 +518,13 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   std::vector<ChainRecord> chain;  // rank 0: chain.jsonl's records
   std::string chain_parent;
   if (root && start.continues_run) chain = read_chain(run);  // before anything is written: a bad file refuses
+  if (root && ck) {
+    opened.push_back({{"path", start.found.dir.string()}, {"sha256", ck->digest}, {"use", "resume"}});
+    if (recipe.provenance.sovereign &&
+        std::none_of(chain.begin(), chain.end(), [&](const ChainRecord& r) { return r.manifest_sha256 == ck->digest; }))
+      throw ConfigError(start.found.dir.string() + ": provenance.sovereign = true: this checkpoint (manifest " +
+                        ck->digest.substr(0, 16) + "…) is not a record of the run's chain.jsonl; a sovereign run resumes only from its own checkpoints");
+  }
   if (root) {
     if (!lock) {
       lock.emplace(run);
@@ -483,7 +534,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     if (!start.note.empty()) std::fprintf(stderr, "ssiat: %s\n", start.note.c_str());
     if (start.continues_run) set_aside_rejected(run, start.found);
     fs::create_directories(run);
-    segment = record_segment(run, recipe, start, step);
+    segment = record_segment(run, recipe, start, step, opened);
     reg.write(run / "seeds.jsonl");
     // The chain (core/chain.h): kept up to the resumed checkpoint; a fresh run starts it empty.
     if (ck) {

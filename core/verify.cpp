@@ -130,6 +130,9 @@ std::vector<Check> verify(const VerifyOptions& opt) {
       if (t.value("name", "") != table[i].name || t.value("shape", json()) != json(table[i].shape))
         throw IntegrityError(where + ": init manifest tensor " + std::to_string(i) + " is " + t.value("name", "?") +
                              ", the recipe's model has " + table[i].name + " " + json(table[i].shape).dump());
+      if (t.value("origin", "").rfind("loaded:", 0) == 0)
+        throw IntegrityError(where + ": tensor " + table[i].name + " was loaded from a weight file (origin " +
+                             t.value("origin", "").substr(0, 23) + "…), not drawn from seed " + std::to_string(seed));
       if (t.value("leaf", "") != regen->leaves[i])
         throw IntegrityError(where + ": tensor " + table[i].name + " regenerated from seed " + std::to_string(seed) +
                              " has leaf " + regen->leaves[i].substr(0, 16) + "…, the init manifest says " +
@@ -169,7 +172,7 @@ std::vector<Check> verify(const VerifyOptions& opt) {
     find("checkpoints").detail = "this build reads no HDF5 checkpoints (use ssiat verify)";
   }
 
-  if (init_ok) {
+  {  // the policy reads the manifest and the evidence only: it runs whatever the init check found
     run("origin", [&] {
       for (const auto& t : pred["init_manifest"]) {
         const std::string origin = t.value("origin", "");

@@ -288,6 +288,54 @@ TEST_F(Attest, LineageTellsAFineTuneFromAnIndependentRun) {
   EXPECT_DOUBLE_EQ(viafile["mean_r_reference"].get<double>(), ft["mean_r_reference"].get<double>());
 }
 
+// init.from: a run whose tensors come from another run's weights is marked loaded:<digest> in its
+// seed log and history, and verify rejects it (init: loaded, not drawn; origin: policy).
+TEST_F(Attest, InitFromAWeightFileIsMarkedLoadedAndRejected) {
+  ASSERT_EQ(run_cli(dir_, "train tiny.toml -q --run-dir loaded --set train.steps=3 --set schedule.warmup_steps=1 "
+                          "--set init.from=other")
+                .status,
+            0);
+  const std::string seeds = slurp(dir_ / "loaded" / "seeds.jsonl");
+  size_t loaded = 0;
+  for (size_t at = 0; (at = seeds.find("\"origin\":\"loaded:", at)) != std::string::npos; at++) loaded++;
+  EXPECT_EQ(loaded, 21u);
+  const json hist = json::parse(slurp(dir_ / "loaded" / "history.jsonl"));
+  EXPECT_EQ(hist["tensor_files"][0]["path"], "other");
+  EXPECT_EQ(hist["tensor_files"][0]["use"], "init.from");
+  ASSERT_EQ(run_cli(dir_, "attest loaded --key k.key --out loaded.json").status, 0);
+  const auto [status, out] = verify("loaded.json");
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(line_of(out, "init").find("tensor model.embed_tokens.weight was loaded from a weight file"), std::string::npos) << out;
+  EXPECT_NE(line_of(out, "origin").find("has origin \"loaded:"), std::string::npos) << out;
+}
+
+// Sovereign mode: no weight file outside the run's own chain — init.from is refused, and so is
+// resuming from a checkpoint the chain does not record (one planted with a weight changed).
+TEST_F(Attest, SovereignModeRefusesForeignWeights) {
+  const auto refused = run_cli(dir_, "train tiny.toml -q --run-dir sov0 --set train.steps=3 --set schedule.warmup_steps=1 "
+                                     "--set init.from=other --set provenance.sovereign=true");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("provenance.sovereign = true refuses init.from = \"other\""), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(dir_ / "sov0"));
+  const std::string train = "train tiny.toml -q --set schedule.warmup_steps=1 --set checkpoint.interval=3 "
+                            "--set provenance.sovereign=true --run-dir ";
+  ASSERT_EQ(run_cli(dir_, train + "sov --set train.steps=6").status, 0);
+  fs::copy(dir_ / "sov", dir_ / "sov_planted", fs::copy_options::recursive);
+  ASSERT_EQ(run_cli(dir_, train + "sov --set train.steps=9 --resume").status, 0);  // its own checkpoint: fine
+  const fs::path ckdir = dir_ / "sov_planted" / "checkpoints";
+  ssiat::LoadedCheckpoint ck = ssiat::read_checkpoint(ckdir / "step_00000006");
+  fs::remove_all(ckdir / "step_00000006");
+  write_file(ckdir / "latest", "step_00000003\n");
+  ck.tensors.at("param/model.norm.weight")[0] += 0.25f;
+  std::vector<ssiat::CheckpointTensor> ts;
+  for (auto& [key, t] : ck.tensors) ts.push_back({key, ck.shapes.at(key), t.data()});
+  ssiat::write_checkpoint(dir_ / "sov_planted", ck.meta, ts);
+  const auto planted = run_cli(dir_, train + "sov_planted --set train.steps=9 --resume");
+  EXPECT_NE(planted.status, 0);
+  EXPECT_NE(planted.err.find("step_00000006: provenance.sovereign = true: this checkpoint"), std::string::npos) << planted.err;
+  EXPECT_NE(planted.err.find("is not a record of the run's chain.jsonl"), std::string::npos) << planted.err;
+}
+
 TEST_F(Attest, LooseKeyPermissionsAreRefusedInOneLine) {
   fs::copy_file(dir_ / "k.key", dir_ / "loose.key");
   ::chmod((dir_ / "loose.key").c_str(), 0644);

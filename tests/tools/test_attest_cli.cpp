@@ -73,6 +73,18 @@ class Attest : public ::testing::Test {
     const ssiat::SecretKey sk = ssiat::load_secret_key(dir_ / "k.key");
     write_file(dir_ / file, ssiat::envelope_json(ssiat::sign_envelope(ssiat::kInTotoPayloadType, st.dump(), sk)));
   }
+  // Replaces <run>/checkpoints/step_00000006 by a checkpoint of the same state but one weight
+  // (model.norm.weight[0] + 0.25), written by the real writer; returns its digest (and roots).
+  static std::string rewrite_step6_with_a_changed_weight(const fs::path& run, ssiat::StateRoots* roots) {
+    const fs::path ckdir = run / "checkpoints";
+    ssiat::LoadedCheckpoint ck = ssiat::read_checkpoint(ckdir / "step_00000006");
+    fs::remove_all(ckdir / "step_00000006");
+    write_file(ckdir / "latest", "step_00000003\n");
+    ck.tensors.at("param/model.norm.weight")[0] += 0.25f;
+    std::vector<ssiat::CheckpointTensor> ts;
+    for (auto& [key, t] : ck.tensors) ts.push_back({key, ck.shapes.at(key), t.data()});
+    return ssiat::write_checkpoint(run, ck.meta, ts, {}, roots);
+  }
   static inline fs::path dir_;
   static inline bool ok_ = false;
 };
@@ -221,15 +233,8 @@ TEST_F(Attest, ReplayReproducesSegmentsAndCatchesWeightsTrainingDidNotProduce) {
 
   // The forgery.
   fs::copy(dir_ / "run", dir_ / "forged", fs::copy_options::recursive);
-  const fs::path ckdir = dir_ / "forged" / "checkpoints";
-  ssiat::LoadedCheckpoint ck = ssiat::read_checkpoint(ckdir / "step_00000006");
-  fs::remove_all(ckdir / "step_00000006");
-  write_file(ckdir / "latest", "step_00000003\n");
-  ck.tensors.at("param/model.norm.weight")[0] += 0.25f;
-  std::vector<ssiat::CheckpointTensor> ts;
-  for (auto& [key, t] : ck.tensors) ts.push_back({key, ck.shapes.at(key), t.data()});
   ssiat::StateRoots roots;
-  const std::string digest = ssiat::write_checkpoint(dir_ / "forged", ck.meta, ts, {}, &roots);
+  const std::string digest = rewrite_step6_with_a_changed_weight(dir_ / "forged", &roots);
   auto chain = ssiat::read_chain(dir_ / "forged");
   ASSERT_EQ(chain.size(), 2u);
   chain[1].manifest_sha256 = digest;
@@ -322,14 +327,7 @@ TEST_F(Attest, SovereignModeRefusesForeignWeights) {
   ASSERT_EQ(run_cli(dir_, train + "sov --set train.steps=6").status, 0);
   fs::copy(dir_ / "sov", dir_ / "sov_planted", fs::copy_options::recursive);
   ASSERT_EQ(run_cli(dir_, train + "sov --set train.steps=9 --resume").status, 0);  // its own checkpoint: fine
-  const fs::path ckdir = dir_ / "sov_planted" / "checkpoints";
-  ssiat::LoadedCheckpoint ck = ssiat::read_checkpoint(ckdir / "step_00000006");
-  fs::remove_all(ckdir / "step_00000006");
-  write_file(ckdir / "latest", "step_00000003\n");
-  ck.tensors.at("param/model.norm.weight")[0] += 0.25f;
-  std::vector<ssiat::CheckpointTensor> ts;
-  for (auto& [key, t] : ck.tensors) ts.push_back({key, ck.shapes.at(key), t.data()});
-  ssiat::write_checkpoint(dir_ / "sov_planted", ck.meta, ts);
+  rewrite_step6_with_a_changed_weight(dir_ / "sov_planted", nullptr);
   const auto planted = run_cli(dir_, train + "sov_planted --set train.steps=9 --resume");
   EXPECT_NE(planted.status, 0);
   EXPECT_NE(planted.err.find("step_00000006: provenance.sovereign = true: this checkpoint"), std::string::npos) << planted.err;

@@ -167,6 +167,13 @@ TEST_F(Distributed, TensorParallelFollowsOneProcess) {
   expect_losses_near("tp2", "one_ref", 1e-5);
   expect_losses_near("dp2tp2", "one_ref", 1e-5);
   EXPECT_EQ(slurp(dir_ / "tp2" / "seeds.jsonl"), slurp(dir_ / "one_ref" / "seeds.jsonl"));
+  // Verified as one process: the attestation of the tp2 run regenerates its init alone.
+  ASSERT_EQ(ssiat::testing::run_cli(dir_, "keygen --out tpkey").status, 0);
+  ASSERT_EQ(ssiat::testing::run_cli(dir_, "attest tp2 --key tpkey.key --out tp2.att").status, 0);
+  const auto v = ssiat::testing::run_cli(dir_, "verify tp2.att --pubkey tpkey.pub --checkpoint tp2");
+  EXPECT_EQ(v.status, 0) << v.out;
+  EXPECT_NE(v.out.find("PASS     init         regenerated 21 tensors from seed 77"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("PASS     checkpoints"), std::string::npos) << v.out;
   EXPECT_EQ(slurp(dir_ / "dp2tp2" / "seeds.jsonl"), slurp(dir_ / "one_ref" / "seeds.jsonl"));
   // The checkpoint holds logical whole tensors, the one process's names and shapes.
   const auto a = tensor_hashes("tp2", 10), b = tensor_hashes("one_ref", 10);

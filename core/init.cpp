@@ -7,6 +7,7 @@
 // the correctly rounded IEEE square root).
 #include "core/init.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -342,6 +343,121 @@ double init_value(const InitSpec& spec, PhiloxKey key, uint64_t index) {
   return value_unchecked(spec, key, index);
 }
 
+// normal(mean, std) for elements [begin, begin + n), n <= kBatch: value_unchecked's kNormal path
+// (Philox block, Box-Muller with portable_log and portable_cos_2pi, mean + std * z), the same IEEE
+// operations in the same order for each element, laid out stage by stage over the batch with the
+// branches as selects (both arms of portable_cos_2pi's octant test computed, one kept) so that the
+// compiler can vectorise: the same bits as the scalar path (tests/core/test_init.cpp checks).
+// Inputs here are never special: u1 = 1 - ua is in [2^-53, 1] (normal, not 0, not NaN) and ub in
+// [0, 1), so portable_log's and portable_cos_2pi's special-case branches are not taken.
+constexpr int kBatch = 16;
+
+// CMake compiles this file with -fno-math-errno -fno-trapping-math, which lets GCC vectorise the
+// loop below (a square root with no errno branch, selects instead of branches); neither flag
+// changes the value of any IEEE operation (no reassociation, no contraction: -ffp-contract=off).
+template <typename T>
+void normal_batch(T* out, uint64_t begin, int n, double mean, double sd, PhiloxKey key) {
+  uint32_t c0[kBatch], c1[kBatch], c2[kBatch], c3[kBatch];
+  for (int j = 0; j < kBatch; j++) {
+    const uint64_t index = begin + static_cast<uint64_t>(j);
+    c0[j] = static_cast<uint32_t>(index);
+    c1[j] = static_cast<uint32_t>(index >> 32);
+    c2[j] = 0;  // attempt
+    c3[j] = 0;
+  }
+  uint32_t k0 = key.k0, k1 = key.k1;
+  for (int r = 0; r < kPhiloxRounds; r++) {
+    if (r > 0) k0 += kPhiloxW0, k1 += kPhiloxW1;
+#pragma omp simd
+    for (int j = 0; j < kBatch; j++) {
+      const uint64_t p0 = uint64_t{kPhiloxM0} * c0[j];
+      const uint64_t p1 = uint64_t{kPhiloxM1} * c2[j];
+      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[j] ^ k0;
+      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[j] ^ k1;
+      c1[j] = static_cast<uint32_t>(p1);
+      c3[j] = static_cast<uint32_t>(p0);
+      c0[j] = n0;
+      c2[j] = n2;
+    }
+  }
+  double z[kBatch];
+#pragma omp simd
+  for (int j = 0; j < kBatch; j++) {
+    // uniform01_from_bits: (a·2^26 + b)·2^-53 with a, b below 2^27, converted as 32-bit integers
+    // (exact, and vectorisable); the sum is exact (below 2^53), so these are its bits.
+    const double ua = (static_cast<double>(static_cast<int32_t>(c0[j] >> 5)) * 0x1p26 +
+                       static_cast<double>(static_cast<int32_t>(c1[j] >> 6))) * 0x1p-53;
+    double u = (static_cast<double>(static_cast<int32_t>(c2[j] >> 5)) * 0x1p26 +
+                static_cast<double>(static_cast<int32_t>(c3[j] >> 6))) * 0x1p-53;
+    // portable_log(1 - ua)
+    const double x = 1.0 - ua;
+    const uint64_t bits = std::bit_cast<uint64_t>(x);
+    int32_t e = static_cast<int32_t>(bits >> 52) - 1023;
+    double m = std::bit_cast<double>((bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);
+    // Both arms computed, one selected: a select of values, which the vectoriser takes (it does
+    // not speculate a floating-point operation under -ftrapping-math).
+    const bool big = m > kSqrt2;
+    const double half_m = m * 0.5;
+    m = big ? half_m : m;
+    e = big ? e + 1 : e;
+    const double f = m - 1.0;
+    const double two_f = 2.0 + f;
+    const double s = f / two_f;
+    const double zz = s * s;
+    double p = kLogL[9];
+#pragma GCC unroll 16
+    for (int k = 8; k >= 0; k--) {
+      const double zp = zz * p;
+      p = kLogL[k] + zp;
+    }
+    const double r = zz * p;
+    const double half_f = 0.5 * f;
+    const double hfsq = half_f * f;
+    const double de = static_cast<double>(e);
+    const double t1 = hfsq + r;
+    const double t2 = s * t1;
+    const double t3 = de * kLn2Lo;
+    const double t4 = t2 + t3;
+    const double t5 = hfsq - t4;
+    const double t6 = t5 - f;
+    const double t7 = de * kLn2Hi;
+    const double l = t7 - t6;
+    // portable_cos_2pi(ub)
+    const double one_minus_u = 1.0 - u;
+    u = u >= 0.5 ? one_minus_u : u;
+    const bool neg = u > 0.25;
+    const double half_minus_u = 0.5 - u;
+    u = neg ? half_minus_u : u;
+    const bool octant = u > 0.125;
+    const double xs = (0.25 - u) * kTwoPi, xc = u * kTwoPi;
+    const double zs = xs * xs, zc = xc * xc;
+    double ps = kSinS[6], pc = kCosC[7];
+#pragma GCC unroll 16
+    for (int k = 5; k >= 0; k--) {
+      const double zp = zs * ps;
+      ps = kSinS[k] + zp;
+    }
+#pragma GCC unroll 16
+    for (int k = 6; k >= 0; k--) {
+      const double zp = zc * pc;
+      pc = kCosC[k] + zp;
+    }
+    const double ts = zs * ps, tc = zc * pc;
+    const double xts = xs * ts;
+    const double rs = xs + xts, rc = 1.0 + tc;
+    const double rr = octant ? rs : rc;
+    const double minus_rr = -rr;
+    const double c = neg ? minus_rr : rr;
+    const double t = -2.0 * l;
+    const double rad = std::sqrt(t);
+    z[j] = rad * c;
+  }
+  for (int j = 0; j < n; j++) {
+    const double sz = sd * z[j];
+    out[j] = static_cast<T>(mean + sz);
+  }
+}
+
 template <typename T>
 void init_fill(T* out, uint64_t begin, int64_t count, const InitSpec& spec, PhiloxKey key) {
   SSIAT_CHECK(count >= 0) << "init_fill: negative count " << count;
@@ -352,6 +468,16 @@ void init_fill(T* out, uint64_t begin, int64_t count, const InitSpec& spec, Phil
   spec.validate();
   [[maybe_unused]] constexpr int64_t kParallelMin = 1 << 14;  // (unused in a build without OpenMP)
   // Each element is a pure function of (key, spec, index): any schedule gives the same bytes.
+  if (spec.kind == InitKind::kNormal) {  // the common case, batched for the vector units
+    const int64_t batches = (count + kBatch - 1) / kBatch;
+#pragma omp parallel for schedule(static) if (count >= kParallelMin)
+    for (int64_t b = 0; b < batches; b++) {
+      const int64_t j = b * kBatch;
+      normal_batch(out + j, begin + static_cast<uint64_t>(j), static_cast<int>(std::min<int64_t>(kBatch, count - j)),
+                   spec.mean, spec.std, key);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (count >= kParallelMin)
   for (int64_t j = 0; j < count; j++) {
     out[j] = static_cast<T>(value_unchecked(spec, key, begin + static_cast<uint64_t>(j)));

@@ -286,6 +286,29 @@ TEST(Init, MatchesPythonReferenceBitForBit) {
 // ---------------------------------------------------------------------------------------------
 // Layout independence: a tensor filled whole equals the concatenation of its shards.
 
+// init_fill's batched normal path (16 elements at a time, vectorised) gives, element by
+// element, the bits of the scalar definition init_value(): over partial batches, begin offsets
+// that are not multiples of 16, indices across 2^32 (the counter's high word), both dtypes, and
+// non-trivial mean and std.
+TEST(Init, BatchedNormalIsTheScalarDefinitionBitForBit) {
+  const InitSpec spec = InitSpec::normal(0.25, 0.0173);
+  const PhiloxKey key = SeedRegistry::derive_key(99, "init/batched");
+  for (uint64_t begin : {uint64_t{0}, uint64_t{5}, (uint64_t{1} << 32) - 37}) {
+    for (int64_t count : {int64_t{1}, int64_t{15}, int64_t{17}, int64_t{40000}}) {
+      std::vector<float> f(static_cast<size_t>(count));
+      std::vector<double> d(static_cast<size_t>(count));
+      init_fill(f.data(), begin, count, spec, key);
+      init_fill(d.data(), begin, count, spec, key);
+      for (int64_t j = 0; j < count; j++) {
+        const double want = init_value(spec, key, begin + static_cast<uint64_t>(j));
+        ASSERT_EQ(std::bit_cast<uint64_t>(d[j]), std::bit_cast<uint64_t>(want)) << "begin " << begin << " j " << j;
+        ASSERT_EQ(std::bit_cast<uint32_t>(f[j]), std::bit_cast<uint32_t>(static_cast<float>(want)))
+            << "begin " << begin << " j " << j;
+      }
+    }
+  }
+}
+
 TEST(Init, ShardsConcatenateToWholeTensor) {
   const PhiloxKey key = SeedRegistry::derive_key(99, "init/model.layers.3.mlp.up_proj.weight");
   const int64_t n = 1000 * 37;  // (1000, 37)

@@ -47,6 +47,7 @@ constexpr double kCosC[8] = {-0x1.0000000000000p-1, 0x1.5555555555555p-5, -0x1.6
 inline double sin_poly(double x) {
   const double z = x * x;
   double p = kSinS[6];
+#pragma GCC unroll 16
   for (int k = 5; k >= 0; k--) {
     const double zp = z * p;
     p = kSinS[k] + zp;
@@ -60,12 +61,39 @@ inline double sin_poly(double x) {
 inline double cos_poly(double x) {
   const double z = x * x;
   double p = kCosC[7];
+#pragma GCC unroll 16
   for (int k = 6; k >= 0; k--) {
     const double zp = z * p;
     p = kCosC[k] + zp;
   }
   const double t = z * p;
   return 1.0 + t;
+}
+
+// portable_log's core for m in [sqrt(2)/2, sqrt(2)] and exponent de (docs/init.md 5.1 from
+// f = m - 1 on): shared by the scalar portable_log and the batched normal draw.
+inline double log_of_reduced(double m, double de) {
+  const double f = m - 1.0;  // exact (Sterbenz)
+  const double two_f = 2.0 + f;
+  const double s = f / two_f;
+  const double z = s * s;
+  double p = kLogL[9];
+#pragma GCC unroll 16
+  for (int k = 8; k >= 0; k--) {
+    const double zp = z * p;
+    p = kLogL[k] + zp;
+  }
+  const double r = z * p;
+  const double half_f = 0.5 * f;
+  const double hfsq = half_f * f;
+  const double t1 = hfsq + r;
+  const double t2 = s * t1;
+  const double t3 = de * kLn2Lo;
+  const double t4 = t2 + t3;
+  const double t5 = hfsq - t4;
+  const double t6 = t5 - f;
+  const double t7 = de * kLn2Hi;
+  return t7 - t6;
 }
 
 inline PhiloxCounter block(PhiloxKey key, uint64_t index, uint32_t attempt) {
@@ -295,27 +323,7 @@ double portable_log(double x) {
     m = m * 0.5;
     e += 1;
   }
-  const double f = m - 1.0;  // exact (Sterbenz)
-  const double two_f = 2.0 + f;
-  const double s = f / two_f;
-  const double z = s * s;
-  double p = kLogL[9];
-  for (int k = 8; k >= 0; k--) {
-    const double zp = z * p;
-    p = kLogL[k] + zp;
-  }
-  const double r = z * p;
-  const double half_f = 0.5 * f;
-  const double hfsq = half_f * f;
-  const double de = static_cast<double>(e);
-  const double t1 = hfsq + r;
-  const double t2 = s * t1;
-  const double t3 = de * kLn2Lo;
-  const double t4 = t2 + t3;
-  const double t5 = hfsq - t4;
-  const double t6 = t5 - f;
-  const double t7 = de * kLn2Hi;
-  return t7 - t6;
+  return log_of_reduced(m, static_cast<double>(e));
 }
 
 double portable_cos_2pi(double u) {
@@ -394,34 +402,12 @@ void normal_batch(T* out, uint64_t begin, int n, double mean, double sd, PhiloxK
     const uint64_t bits = std::bit_cast<uint64_t>(x);
     int32_t e = static_cast<int32_t>(bits >> 52) - 1023;
     double m = std::bit_cast<double>((bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);
-    // Both arms computed, one selected: a select of values, which the vectoriser takes (it does
-    // not speculate a floating-point operation under -ftrapping-math).
+    // Both arms computed, one selected (a select of values, not a branch).
     const bool big = m > kSqrt2;
     const double half_m = m * 0.5;
     m = big ? half_m : m;
     e = big ? e + 1 : e;
-    const double f = m - 1.0;
-    const double two_f = 2.0 + f;
-    const double s = f / two_f;
-    const double zz = s * s;
-    double p = kLogL[9];
-#pragma GCC unroll 16
-    for (int k = 8; k >= 0; k--) {
-      const double zp = zz * p;
-      p = kLogL[k] + zp;
-    }
-    const double r = zz * p;
-    const double half_f = 0.5 * f;
-    const double hfsq = half_f * f;
-    const double de = static_cast<double>(e);
-    const double t1 = hfsq + r;
-    const double t2 = s * t1;
-    const double t3 = de * kLn2Lo;
-    const double t4 = t2 + t3;
-    const double t5 = hfsq - t4;
-    const double t6 = t5 - f;
-    const double t7 = de * kLn2Hi;
-    const double l = t7 - t6;
+    const double l = log_of_reduced(m, static_cast<double>(e));
     // portable_cos_2pi(ub)
     const double one_minus_u = 1.0 - u;
     u = u >= 0.5 ? one_minus_u : u;
@@ -430,21 +416,7 @@ void normal_batch(T* out, uint64_t begin, int n, double mean, double sd, PhiloxK
     u = neg ? half_minus_u : u;
     const bool octant = u > 0.125;
     const double xs = (0.25 - u) * kTwoPi, xc = u * kTwoPi;
-    const double zs = xs * xs, zc = xc * xc;
-    double ps = kSinS[6], pc = kCosC[7];
-#pragma GCC unroll 16
-    for (int k = 5; k >= 0; k--) {
-      const double zp = zs * ps;
-      ps = kSinS[k] + zp;
-    }
-#pragma GCC unroll 16
-    for (int k = 6; k >= 0; k--) {
-      const double zp = zc * pc;
-      pc = kCosC[k] + zp;
-    }
-    const double ts = zs * ps, tc = zc * pc;
-    const double xts = xs * ts;
-    const double rs = xs + xts, rc = 1.0 + tc;
+    const double rs = sin_poly(xs), rc = cos_poly(xc);
     const double rr = octant ? rs : rc;
     const double minus_rr = -rr;
     const double c = neg ? minus_rr : rr;

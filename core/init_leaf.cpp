@@ -8,29 +8,9 @@ namespace ssiat {
 
 static_assert(std::endian::native == std::endian::little, "tensor bytes are hashed as they lie in memory");
 
-namespace {
-
-void put_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void put_f64(std::string& out, double v) { put_u64(out, std::bit_cast<uint64_t>(v)); }
-
-void put_str(std::string& out, std::string_view s) {
-  put_u64(out, s.size());
-  out.append(s);
-}
-
-}  // namespace
-
 std::string init_leaf_header(std::string_view name, std::string_view dtype, const std::vector<int64_t>& shape,
                              const InitSpec& spec, uint64_t nbytes) {
-  std::string out(kInitLeafDomain);
-  out.push_back('\0');
-  put_str(out, name);
-  put_str(out, dtype);
-  put_u64(out, shape.size());
-  for (int64_t d : shape) put_u64(out, static_cast<uint64_t>(d));
+  std::string out = tensor_leaf_prefix(kInitLeafDomain, name, dtype, shape);
   std::vector<double> params;
   switch (spec.kind) {
     case InitKind::kZeros:
@@ -39,10 +19,12 @@ std::string init_leaf_header(std::string_view name, std::string_view dtype, cons
     case InitKind::kNormal: params = {spec.mean, spec.std}; break;
     case InitKind::kTruncNormal: params = {spec.mean, spec.std, spec.a, spec.b}; break;
   }
-  put_str(out, spec.to_json().at("fn").get<std::string>());
-  put_u64(out, params.size());
-  for (double p : params) put_f64(out, p);
-  put_u64(out, nbytes);
+  const std::string fn = spec.to_json().at("fn").get<std::string>();
+  append_u64le(out, fn.size());
+  out.append(fn);
+  append_u64le(out, params.size());
+  for (double p : params) append_u64le(out, std::bit_cast<uint64_t>(p));
+  append_u64le(out, nbytes);
   return out;
 }
 

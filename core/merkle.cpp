@@ -50,6 +50,23 @@ Digest merkle_leaf_hash(std::string_view data) {
   return h.finish();
 }
 
+void append_u64le(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::string tensor_leaf_prefix(std::string_view domain, std::string_view name, std::string_view dtype,
+                               const std::vector<int64_t>& shape) {
+  std::string out(domain);
+  out.push_back('\0');
+  append_u64le(out, name.size());
+  out.append(name);
+  append_u64le(out, dtype.size());
+  out.append(dtype);
+  append_u64le(out, shape.size());
+  for (int64_t d : shape) append_u64le(out, static_cast<uint64_t>(d));
+  return out;
+}
+
 Digest merkle_node_hash(const Digest& left, const Digest& right) {
   Sha256 h;
   const uint8_t prefix = 0x01;

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/hash.h"
 
@@ -40,6 +41,13 @@ class LeafHasher {
 };
 
 Digest merkle_leaf_hash(std::string_view data);
+
+// The byte encoding our tensor leaves share (core/init_leaf.h, core/state_digest.h):
+// u64le(v) appended to out, and the prefix domain 0x00 u64le(len(name)) name u64le(len(dtype))
+// dtype u64le(ndim) u64le(dim_0) ... that both leaf kinds begin with.
+void append_u64le(std::string& out, uint64_t v);
+std::string tensor_leaf_prefix(std::string_view domain, std::string_view name, std::string_view dtype,
+                               const std::vector<int64_t>& shape);
 Digest merkle_node_hash(const Digest& left, const Digest& right);
 // MTH over the leaves whose hashes are given, in order.
 Digest merkle_root(std::span<const Digest> leaf_hashes);

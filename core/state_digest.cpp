@@ -3,23 +3,10 @@
 
 namespace ssiat {
 
-namespace {
-void put_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-}  // namespace
-
 std::string state_leaf_header(std::string_view key, std::string_view dtype, const std::vector<int64_t>& shape,
                               uint64_t nbytes) {
-  std::string out(kStateLeafDomain);
-  out.push_back('\0');
-  put_u64(out, key.size());
-  out.append(key);
-  put_u64(out, dtype.size());
-  out.append(dtype);
-  put_u64(out, shape.size());
-  for (int64_t d : shape) put_u64(out, static_cast<uint64_t>(d));
-  put_u64(out, nbytes);
+  std::string out = tensor_leaf_prefix(kStateLeafDomain, key, dtype, shape);
+  append_u64le(out, nbytes);
   return out;
 }
 

@@ -97,6 +97,7 @@ json build_statement(const fs::path& run) {
   const uint64_t seed = seed_block["master"].at("seed").get<uint64_t>();
   const std::vector<TensorInit> table = init_table(recipe.model);
   std::vector<double> norms(table.size(), 0.0);
+  json counts;  // the last checkpoint's steps_changed (by name), if it recorded them
   if (!records.empty()) {
     const fs::path last = run / "checkpoints" / records.back().checkpoint;
     if (fs::exists(last)) {
@@ -104,9 +105,13 @@ json build_statement(const fs::path& run) {
       Norms c{&ck, {}};
       regenerate_init(recipe.model, seed, add_norm, &c);
       norms = c.out;
+      counts = ck.meta.extra.value("steps_changed", json());
     }
   }
-  for (size_t i = 0; i < norms.size(); i++) evidence.push_back({{"name", table[i].name}, {"norm_final_minus_init", norms[i]}});
+  for (size_t i = 0; i < norms.size(); i++) {
+    evidence.push_back({{"name", table[i].name}, {"norm_final_minus_init", norms[i]}});
+    if (counts.is_object() && counts.contains(table[i].name)) evidence.back()["steps_changed"] = counts[table[i].name];
+  }
 
   json segments = json::array();
   if (fs::exists(run / "history.jsonl"))
@@ -139,13 +144,27 @@ std::string attest(const fs::path& run, const fs::path& key, const fs::path& out
   return sk.public_key().keyid();
 }
 
-std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const fs::path& run) {
+std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const fs::path& run, const json& evidence) {
   const fs::path dir = run / "checkpoints";
   int64_t present = 0;
-  for (const auto& r : chain) {
+  std::string counted;
+  for (size_t i = 0; i < chain.size(); i++) {
+    const ChainRecord& r = chain[i];
     const fs::path ckdir = dir / r.checkpoint;
     if (!fs::exists(ckdir)) continue;  // pruned: its record still stands in the chain
     const LoadedCheckpoint ck = read_checkpoint(ckdir);
+    // The last checkpoint's step counts are the statement's (its manifest, whose digest the
+    // record holds, carries them).
+    if (i + 1 == chain.size() && ck.meta.extra.contains("steps_changed")) {
+      const json& counts = ck.meta.extra["steps_changed"];
+      for (const auto& e : evidence)
+        if (!e.contains("steps_changed") || !counts.contains(e.value("name", "")) ||
+            counts[e.value("name", "")] != e["steps_changed"])
+          throw IntegrityError(ckdir.string() + ": tensor " + e.value("name", "?") + " was changed by " +
+                               (counts.contains(e.value("name", "")) ? counts[e.value("name", "")].dump() : "?") +
+                               " steps, the statement's evidence says " + e.value("steps_changed", json()).dump());
+      counted = "; step counts as the evidence says";
+    }
     if (ck.digest != r.manifest_sha256)
       throw IntegrityError(ckdir.string() + ": manifest digest is not chain record step " + std::to_string(r.step) + "'s");
     const StateRoots roots = state_roots_of(ck);
@@ -155,7 +174,7 @@ std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const fs::
     present++;
   }
   if (present == 0) throw IntegrityError(dir.string() + ": none of the chain's " + std::to_string(chain.size()) + " checkpoints is there");
-  return std::to_string(present) + " of " + std::to_string(chain.size()) + " checkpoints match their records (the rest pruned)";
+  return std::to_string(present) + " of " + std::to_string(chain.size()) + " checkpoints match their records (the rest pruned)" + counted;
 }
 
 std::string replay_segments(const std::vector<ChainRecord>& chain, const fs::path& run, int64_t segments) {
@@ -200,6 +219,19 @@ std::string replay_segments(const std::vector<ChainRecord>& chain, const fs::pat
                              (redone.back().weights_root != b.weights_root ? redone.back().weights_root : redone.back().optimizer_root).substr(0, 16) +
                              "…, the chain records " +
                              (redone.back().weights_root != b.weights_root ? b.weights_root : b.optimizer_root).substr(0, 16) + "…");
+      // The steps that changed each tensor, where the recorded checkpoint is still there.
+      const fs::path recorded = run / "checkpoints" / b.checkpoint;
+      if (fs::exists(recorded)) {
+        auto counts_of = [](const fs::path& ckdir) {
+          const fs::path m = ckdir / "manifest.json";
+          return parse_manifest(read_whole_file(m), m).meta.extra.value("steps_changed", json());
+        };
+        const json mine = counts_of(tmp / "checkpoints" / b.checkpoint), theirs = counts_of(recorded);
+        if (mine != theirs)
+          throw IntegrityError(run.string() + ": replaying " + a.checkpoint + " -> step " + std::to_string(b.step) +
+                               " counts the steps that changed each tensor as " + mine.dump().substr(0, 80) +
+                               ", the checkpoint records " + theirs.dump().substr(0, 80));
+      }
     } catch (...) {
       std::error_code ec;
       fs::remove_all(tmp, ec);

@@ -14,7 +14,7 @@
 //                  "init_manifest": [tensor records], "init_commitment": {...},
 //                  "tokenizer": {...}, "data": {...} (seeds.jsonl),
 //                  "chain": [chain.jsonl's records],
-//                  "evidence": [{"name", "norm_final_minus_init"} per tensor]}}
+//                  "evidence": [{"name", "norm_final_minus_init", "steps_changed"} per tensor]}}
 // final-weights-root is the last chain record's weights root (the init root without one); the
 // recipe digest is SHA-256 of recipe.toml's bytes; the tokenizer digest is the tokenizer's.
 //
@@ -43,7 +43,8 @@ std::string attest(const std::filesystem::path& run, const std::filesystem::path
 // The checkpoints check (VerifyOptions::checkpoints): every checkpoint of `chain` still in
 // <run>/checkpoints has the record's manifest digest and roots (recomputed from its tensors);
 // pruned ones are skipped; none present is a FAIL.
-std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const std::filesystem::path& run);
+std::string verify_checkpoints(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,
+                               const nlohmann::json& evidence);
 
 // The replay check (VerifyOptions::replay): for the last `segments` pairs of consecutive chain
 // records (A, B) whose checkpoint A is in <run>/checkpoints, trains from A to B in a temporary

@@ -35,9 +35,11 @@ DataParallel::DataParallel(dist::Communicator& grads, dist::Communicator& host, 
   // Owned ranges cut at view boundaries; views are sorted by offset and tile the buffer.
   for (size_t i = 0; i < owned_.size(); i++) {
     const FlatRange& r = owned_[i];
-    for (const auto& v : views) {
+    for (size_t k = 0; k < views.size(); k++) {
+      const ParamView& v = views[k];
       const int64_t lo = std::max(r.offset, v.offset), hi = std::min(r.end(), v.offset + v.numel);
-      if (lo < hi) segments_.push_back({lo, owned_state_[i] + (lo - r.offset), hi - lo, v.weight_decay});
+      if (lo < hi)
+        segments_.push_back({lo, owned_state_[i] + (lo - r.offset), hi - lo, v.weight_decay, static_cast<int32_t>(k)});
     }
   }
 }

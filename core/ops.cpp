@@ -365,13 +365,13 @@ double sum_squares(const Backend& be, const T* x, int64_t n) {
 
 template <typename T>
 void adamw_update(const Backend& be, T* param, bf16* param_lp, const T* grad, T* m, T* v, int64_t n,
-                  const kernels::AdamWParams& hp) {
+                  const kernels::AdamWParams& hp, int32_t* changed) {
   switch (be.kind()) {
     case DeviceKind::kCpu:
       SSIAT_CHECK(param_lp == nullptr) << "adamw_update: the CPU keeps no bf16 working copy";
-      return cpu::adamw_update(param, grad, m, v, n, hp);
+      return cpu::adamw_update(param, grad, m, v, n, hp, changed);
     case DeviceKind::kCuda:
-      if constexpr (kOnCuda<T>) return cuda::adamw_update(param, param_lp, grad, m, v, n, hp, be.stream());
+      if constexpr (kOnCuda<T>) return cuda::adamw_update(param, param_lp, grad, m, v, n, hp, be.stream(), changed);
       else unavailable<T>("adamw_update");
   }
 }
@@ -424,12 +424,13 @@ int64_t scratch_bytes(const Backend& be, int64_t n_reduce, int64_t N, int64_t C,
   template void scale_inplace<T>(const Backend&, T*, T, int64_t);                                                \
   template double sum<T>(const Backend&, const T*, int64_t);                                                     \
   template double sum_squares<T>(const Backend&, const T*, int64_t);                                             \
-  template void adamw_update<T>(const Backend&, T*, bf16*, const T*, T*, T*, int64_t, const kernels::AdamWParams&);
+  template void adamw_update<T>(const Backend&, T*, bf16*, const T*, T*, T*, int64_t, const kernels::AdamWParams&, int32_t*);
 
 SSIAT_OPS_INSTANTIATE(float)
 SSIAT_OPS_INSTANTIATE(double)
 template void zero<int32_t>(const Backend&, int32_t*, int64_t);
 template void upload<int32_t>(const Backend&, int32_t*, const int32_t*, int64_t);
+template void download<int32_t>(const Backend&, int32_t*, const int32_t*, int64_t);
 template void zero<bf16>(const Backend&, bf16*, int64_t);
 template void download<bf16>(const Backend&, bf16*, const bf16*, int64_t);
 

@@ -100,10 +100,11 @@ template <typename T> void scale_inplace(const Backend& be, T* x, T s, int64_t n
 template <typename T> double sum(const Backend& be, const T* x, int64_t n);
 template <typename T> double sum_squares(const Backend& be, const T* x, int64_t n);
 
-// param_lp: the bf16 working copy to refresh in the same pass (nullptr: none; CUDA only).
+// param_lp: the bf16 working copy to refresh in the same pass (nullptr: none; CUDA only);
+// changed: on the backend's device, set to 1 if any param value changed (kernels/adamw.h).
 template <typename T>
 void adamw_update(const Backend& be, T* param, bf16* param_lp, const T* grad, T* m, T* v, int64_t n,
-                  const kernels::AdamWParams& hp);
+                  const kernels::AdamWParams& hp, int32_t* changed = nullptr);
 
 // Bytes of Backend scratch the CUDA ops need for these sizes (0 on the CPU): the largest of
 // the reductions over n_reduce elements, the embedding backward and the RMSNorm backward.

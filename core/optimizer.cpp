@@ -38,19 +38,25 @@ double AdamW<T>::clip(T* grads, int64_t n) const {
 std::vector<AdamSegment> segments_of(const std::vector<ParamView>& views) {
   std::vector<AdamSegment> segs;
   segs.reserve(views.size());
-  for (const auto& v : views) segs.push_back({v.offset, v.offset, v.numel, v.weight_decay});
+  for (size_t i = 0; i < views.size(); i++)
+    segs.push_back({views[i].offset, views[i].offset, views[i].numel, views[i].weight_decay, static_cast<int32_t>(i)});
   return segs;
 }
 
 template <typename T>
 void AdamW<T>::update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step,
-                      kernels::bf16* params_lp) {
-  update(params, grads, segments_of(views), lr, step, params_lp);
+                      kernels::bf16* params_lp, std::vector<int32_t>* changed) {
+  update(params, grads, segments_of(views), lr, step, params_lp, changed);
 }
 
 template <typename T>
 void AdamW<T>::update(T* params, const T* grads, const std::vector<AdamSegment>& segments, double lr, int64_t step,
-                      kernels::bf16* params_lp) {
+                      kernels::bf16* params_lp, std::vector<int32_t>* changed) {
+  const int64_t n_flags = changed ? static_cast<int64_t>(changed->size()) : 0;
+  if (changed) {
+    if (changed_.size() != n_flags) changed_.resize(n_flags, be_->device());
+    ops::zero(*be_, changed_.data(), n_flags);
+  }
   kernels::AdamWParams hp;
   hp.lr = lr;
   hp.beta1 = cfg_.beta1;
@@ -61,10 +67,14 @@ void AdamW<T>::update(T* params, const T* grads, const std::vector<AdamSegment>&
     SSIAT_CHECK(s.state_offset >= 0 && s.count >= 0 && s.state_offset + s.count <= m_.size())
         << "AdamW segment [" << s.state_offset << ", " << s.state_offset + s.count << ") outside the "
         << m_.size() << " moment elements";
+    SSIAT_CHECK(!changed || (s.view >= 0 && s.view < n_flags))
+        << "AdamW segment of view " << s.view << " but " << n_flags << " change flags";
     hp.weight_decay = s.decay ? cfg_.weight_decay : 0.0;
     ops::adamw_update(*be_, params + s.offset, params_lp ? params_lp + s.offset : nullptr, grads + s.offset,
-                      m_.data() + s.state_offset, v_.data() + s.state_offset, s.count, hp);
+                      m_.data() + s.state_offset, v_.data() + s.state_offset, s.count, hp,
+                      changed ? changed_.data() + s.view : nullptr);
   }
+  if (changed) ops::download(*be_, changed->data(), changed_.data(), n_flags);
 }
 
 template <typename T>

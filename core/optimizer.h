@@ -27,12 +27,14 @@ namespace ssiat {
 double lr_at(const OptimConfig& opt, const ScheduleConfig& sched, int64_t steps, int64_t step);
 
 // Elements [offset, offset + count) of the parameters and gradients, whose moments are
-// [state_offset, state_offset + count); decay: weight decay applies (matrices, not norms).
+// [state_offset, state_offset + count); decay: weight decay applies (matrices, not norms); view:
+// the index of the view (core/model.h views()) the segment lies in.
 struct AdamSegment {
   int64_t offset = 0;
   int64_t state_offset = 0;
   int64_t count = 0;
   bool decay = false;
+  int32_t view = 0;
 };
 
 // One segment per view, moments at the views' own offsets (every parameter's moments held).
@@ -49,12 +51,14 @@ class AdamW {
   // Clips the gradients in place to cfg.grad_clip (if > 0) and returns the norm before clipping.
   double clip(T* grads, int64_t n) const;
   // One update with learning rate lr; step counts updates from 1. params_lp: the bf16 working
-  // copy to refresh (nullptr: none).
+  // copy to refresh (nullptr: none). changed (nullptr: not tracked): one flag per view, set to 1
+  // for each view whose values this update changed, 0 for the others (the caller sizes it to the
+  // number of views; a view without a segment here stays 0).
   void update(T* params, const T* grads, const std::vector<ParamView>& views, double lr, int64_t step,
-              kernels::bf16* params_lp = nullptr);
+              kernels::bf16* params_lp = nullptr, std::vector<int32_t>* changed = nullptr);
   // The same over explicit segments (each inside the moments' state_size()).
   void update(T* params, const T* grads, const std::vector<AdamSegment>& segments, double lr, int64_t step,
-              kernels::bf16* params_lp = nullptr);
+              kernels::bf16* params_lp = nullptr, std::vector<int32_t>* changed = nullptr);
   int64_t state_size() const { return m_.size(); }
 
   // Host copies of the moments (plain copies on the CPU).
@@ -70,6 +74,7 @@ class AdamW {
   OptimConfig cfg_;
   const Backend* be_;
   Buffer<T> m_, v_;
+  Buffer<int32_t> changed_;  // the per-view flags on the device
 };
 
 }  // namespace ssiat

@@ -97,6 +97,22 @@ double mfu(const Backend& be, double flops_per_s) {
 
 // Init commitment (docs/provenance.md): the RFC 6962 Merkle root of the tensors' init-leaf
 // hashes in views() order (core/init_leaf.h). It is the parent of the first checkpoint.
+// The per-view step counts a checkpoint carries (meta.extra.steps_changed, by tensor name), or
+// none for a checkpoint written before they were recorded.
+std::optional<std::vector<int64_t>> steps_changed_of(const CheckpointMeta& meta, const std::vector<ParamView>& views) {
+  if (!meta.extra.contains("steps_changed")) return std::nullopt;
+  const json& j = meta.extra.at("steps_changed");
+  std::vector<int64_t> out;
+  for (const ParamView& v : views) {
+    if (!j.is_object() || !j.contains(v.name) || !j.at(v.name).is_number_integer() || j.at(v.name).get<int64_t>() < 0 ||
+        j.at(v.name).get<int64_t>() > meta.step)
+      throw IntegrityError("checkpoint of step " + std::to_string(meta.step) + ": steps_changed." + v.name +
+                           " is missing or not a count in [0, " + std::to_string(meta.step) + "]");
+    out.push_back(j.at(v.name).get<int64_t>());
+  }
+  return out;
+}
+
 std::string init_root(const std::vector<InitHash>& hashes) {
   std::vector<Digest> leaves;
   leaves.reserve(hashes.size());
@@ -563,6 +579,13 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   TrainResult result;
   result.step = step;
   if (ck) result.loss = ck->meta.extra.value("loss", 0.0);
+  // Per view, the number of optimizer steps that changed its values (docs/provenance.md
+  // "Evidence"), kept by rank 0 and carried by each checkpoint; a checkpoint written before this
+  // was recorded leaves it untracked (the evidence then has no step counts).
+  const std::vector<ParamView>& views = model.views();
+  std::vector<int32_t> changed(views.size());
+  std::optional<std::vector<int64_t>> steps_changed;
+  if (root) steps_changed = ck ? steps_changed_of(ck->meta, views) : std::optional(std::vector<int64_t>(views.size(), 0));
   const auto t_start = Clock::now();
   double step_time_avg = 0;
 
@@ -579,6 +602,11 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     meta.parent = parent;
     meta.recipe = recipe_to_toml(recipe);
     meta.extra = {{"loss", result.loss}};  // the manifest records recipe_sha256 itself
+    if (steps_changed) {
+      json counts = json::object();
+      for (size_t v = 0; v < views.size(); v++) counts[views[v].name] = (*steps_changed)[v];
+      meta.extra["steps_changed"] = counts;
+    }
     StateRoots roots;
     parent = write_checkpoint(run, meta, checkpoint_tensors(model, state, assembler), {}, &roots);
     result.checkpoint = latest_checkpoint(run).value_or(fs::path());
@@ -600,12 +628,15 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     if (recipe.checkpoint.keep > 0) prune_checkpoints(run, recipe.checkpoint.keep);
   };
   // A stop signal on any rank stops every rank after the same step (the largest number wins).
-  auto stop_signal = [&](const StopSignals& s) {
+  // The same all-reduce ORs the ranks' change flags (each rank updated only its shards).
+  auto stop_signal = [&](const StopSignals& s, std::vector<int32_t>& flags) {
     int32_t sig = s.received();
     if (world.size() == 1) return static_cast<int>(sig);
-    int32_t all[64] = {};
+    std::vector<int32_t> all(64 + flags.size(), 0);
     if (sig > 0 && sig < 64) all[sig] = 1;
-    world.allreduce_sum(all, 64, distributed::DType::kI32);
+    std::copy(flags.begin(), flags.end(), all.begin() + 64);
+    world.allreduce_sum(all.data(), all.size(), distributed::DType::kI32);
+    for (size_t v = 0; v < flags.size(); v++) flags[v] = all[64 + v] > 0;
     for (int k = 63; k > 0; k--)
       if (all[k]) return k;
     return 0;
@@ -645,10 +676,13 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     const double gnorm = dpar.grad_norm(model.backend(), model.grads());
     dpar.clip(model.backend(), model.grads(), gnorm, recipe.optim.grad_clip);
     const double lr = lr_at(recipe.optim, recipe.schedule, tc.steps, step);
-    adamw.update(model.params(), model.grads(), dpar.segments(), lr, step + 1, model.params_lp());
+    adamw.update(model.params(), model.grads(), dpar.segments(), lr, step + 1, model.params_lp(), &changed);
     dpar.gather_params(model.params());
     if (dpar.zero1() && dp > 1) model.refresh_working_copy();
     step++;
+    const int sig = stop_signal(*stop, changed);
+    if (steps_changed)
+      for (size_t v = 0; v < views.size(); v++) (*steps_changed)[v] += changed[v] != 0;
     result.step = step;
     result.loss = loss;
 
@@ -690,7 +724,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     }
     const bool saved = (recipe.checkpoint.interval > 0 && step % recipe.checkpoint.interval == 0) || step == end;
     if (saved) save(step);
-    if (const int sig = stop_signal(*stop)) {
+    if (sig) {
       if (!saved) save(step);
       result.interrupted_by_signal = sig;
       world.barrier();  // rank 0's checkpoint is complete before any rank returns

@@ -165,7 +165,7 @@ std::vector<Check> verify(const VerifyOptions& opt) {
   });
 
   if (opt.checkpoint_run && opt.checkpoints && chain_ok) {
-    run("checkpoints", [&] { return opt.checkpoints(chain, *opt.checkpoint_run); });
+    run("checkpoints", [&] { return opt.checkpoints(chain, *opt.checkpoint_run, pred["evidence"]); });
   } else if (!opt.checkpoint_run) {
     find("checkpoints").detail = "no --checkpoint RUN_DIR given";
   } else if (!opt.checkpoints) {
@@ -183,10 +183,19 @@ std::vector<Check> verify(const VerifyOptions& opt) {
       }
       const json& ev = pred["evidence"];
       if (ev.size() != pred["init_manifest"].size()) throw IntegrityError(where + ": evidence does not cover every tensor");
-      for (const auto& e : ev)
+      int64_t fewest = -1;  // the fewest steps that changed a tensor (-1: no counts recorded)
+      for (const auto& e : ev) {
         if (!(e.value("norm_final_minus_init", 0.0) > 0.0))
           throw IntegrityError(where + ": tensor " + e.value("name", "?") + " never changed from its init (‖W_final − W_init‖ = 0)");
-      return std::to_string(ev.size()) + " tensors regenerated, trainable, and changed by training";
+        if (!e.contains("steps_changed")) continue;
+        const int64_t k = e["steps_changed"].is_number_integer() ? e["steps_changed"].get<int64_t>() : -1;
+        if (k <= 0)
+          throw IntegrityError(where + ": tensor " + e.value("name", "?") + " was changed by " +
+                               (k == 0 ? "no optimizer step" : "a malformed steps_changed") + " (policy: every tensor trained)");
+        fewest = fewest < 0 ? k : std::min(fewest, k);
+      }
+      return std::to_string(ev.size()) + " tensors regenerated, trainable, and changed by training" +
+             (fewest > 0 ? " (each by at least " + std::to_string(fewest) + " steps)" : std::string());
     });
   }
   if (opt.replay_segments > 0 && opt.replay && opt.checkpoint_run && chain_ok &&

@@ -60,8 +60,10 @@ class CheckNotRun : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Checks the chain's checkpoints in a run directory; returns the PASS line, throws the FAIL one.
-using CheckpointCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run)>;
+// Checks the chain's checkpoints in a run directory, and the statement's per-tensor evidence
+// against the last one; returns the PASS line, throws the FAIL one.
+using CheckpointCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,
+                                                  const nlohmann::json& evidence)>;
 
 // Replays up to `segments` segments of the chain in a run directory; PASS line or throws.
 using ReplayCheck = std::function<std::string(const std::vector<ChainRecord>& chain, const std::filesystem::path& run,

@@ -7,6 +7,9 @@
 // not depend on the thread count.
 // CUDA: f32 master weights, gradients and moments; when param_lp is not null the same pass
 // writes the bf16 working copy param_lp[i] = bf16_from_float(param[i]) (same offsets).
+// changed (nullable; host memory on the CPU, device memory on CUDA): set to 1 when the update
+// changed the value of any param[i] (new != old), never cleared: the provenance evidence counts
+// the steps that changed each tensor (docs/provenance.md "Evidence").
 #pragma once
 #include <cstdint>
 
@@ -30,13 +33,13 @@ namespace ssiat::kernels::cpu {
 using kernels::AdamWParams;
 
 template <typename T>
-void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWParams& hp);
+void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWParams& hp, int32_t* changed = nullptr);
 
 }  // namespace ssiat::kernels::cpu
 
 namespace ssiat::kernels::cuda {
 
 void adamw_update(float* param, bf16* param_lp, const float* grad, float* m, float* v, int64_t n,
-                  const AdamWParams& hp, Stream s);
+                  const AdamWParams& hp, Stream s, int32_t* changed = nullptr);
 
 }  // namespace ssiat::kernels::cuda

@@ -13,7 +13,7 @@
 namespace ssiat::kernels::cpu {
 
 template <typename T>
-void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWParams& hp) {
+void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWParams& hp, int32_t* changed) {
   SSIAT_CHECK(n >= 0) << "adamw_update: negative size n=" << n;
   SSIAT_CHECK(hp.step >= 1) << "adamw_update: step must be >= 1, got " << hp.step;
   SSIAT_CHECK(hp.beta1 >= 0 && hp.beta1 < 1 && hp.beta2 >= 0 && hp.beta2 < 1)
@@ -29,19 +29,24 @@ void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWPar
   const T* __restrict g = grad;
   T* __restrict mm = m;
   T* __restrict vv = v;
-#pragma omp parallel for simd schedule(static) if (n >= detail::kParallelMinWork)
+  int32_t any = 0;
+#pragma omp parallel for simd schedule(static) reduction(| : any) if (n >= detail::kParallelMinWork)
   for (int64_t i = 0; i < n; i++) {
     const T gi = g[i];
     const T mi = b1 * mm[i] + one_minus_b1 * gi;
     const T vi = b2 * vv[i] + one_minus_b2 * gi * gi;
     mm[i] = mi;
     vv[i] = vi;
-    p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
+    const T old = p[i];
+    const T pn = old * decay - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
+    p[i] = pn;
+    any |= static_cast<int32_t>(pn != old);
   }
+  if (changed != nullptr && any != 0) *changed = 1;
 }
 
-template void adamw_update<float>(float*, const float*, float*, float*, int64_t, const AdamWParams&);
+template void adamw_update<float>(float*, const float*, float*, float*, int64_t, const AdamWParams&, int32_t*);
 template void adamw_update<double>(double*, const double*, double*, double*, int64_t,
-                                   const AdamWParams&);
+                                   const AdamWParams&, int32_t*);
 
 }  // namespace ssiat::kernels::cpu

@@ -54,8 +54,10 @@ __global__ void adamw_kernel(float* __restrict__ param,             // (n)
                              const float* __restrict__ grad,        // (n)
                              float* __restrict__ m,                 // (n)
                              float* __restrict__ v,                 // (n)
-                             int64_t n, AdamWScalars k) {
+                             int64_t n, AdamWScalars k,
+                             int32_t* __restrict__ changed) {  // (1) or nullptr
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int any = 0;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const float gi = grad[i];
     const float mi = __fmaf_rn(k.b1, m[i], __fmul_rn(k.one_minus_b1, gi));
@@ -63,26 +65,30 @@ __global__ void adamw_kernel(float* __restrict__ param,             // (n)
     m[i] = mi;
     v[i] = vi;
     const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), k.bc2_sqrt), k.eps);
-    const float p = __fmaf_rn(param[i], k.decay, -__fdiv_rn(__fmul_rn(k.step_size, mi), denom));
+    const float old = param[i];
+    const float p = __fmaf_rn(old, k.decay, -__fdiv_rn(__fmul_rn(k.step_size, mi), denom));
     param[i] = p;
+    any |= p != old;
     if constexpr (kWriteLowPrecision) param_lp[i] = __float2bfloat16_rn(p);
   }
+  // One store per block that changed something (every thread of the block reaches this).
+  if (__syncthreads_or(any) && changed != nullptr && threadIdx.x == 0) *changed = 1;
 }
 
 void launch_adamw(float* param, bf16* param_lp, const float* grad, float* m, float* v, int64_t n,
-                  const AdamWScalars& k, Stream s) {
+                  const AdamWScalars& k, Stream s, int32_t* changed) {
   const unsigned int blocks = std::min(detail::grid_1d(n, kThreads), kMaxGridStrideBlocks);
   if (param_lp != nullptr)
-    adamw_kernel<true><<<blocks, kThreads, 0, s>>>(param, detail::as_nv(param_lp), grad, m, v, n, k);
+    adamw_kernel<true><<<blocks, kThreads, 0, s>>>(param, detail::as_nv(param_lp), grad, m, v, n, k, changed);
   else
-    adamw_kernel<false><<<blocks, kThreads, 0, s>>>(param, nullptr, grad, m, v, n, k);
+    adamw_kernel<false><<<blocks, kThreads, 0, s>>>(param, nullptr, grad, m, v, n, k, changed);
   SSIAT_LAUNCH_CHECK();
 }
 
 }  // namespace
 
 void adamw_update(float* param, bf16* param_lp, const float* grad, float* m, float* v, int64_t n,
-                  const AdamWParams& hp, Stream s) {
+                  const AdamWParams& hp, Stream s, int32_t* changed) {
   SSIAT_CHECK(n >= 0) << "adamw_update: negative size n=" << n;
   SSIAT_CHECK(hp.step >= 1) << "adamw_update: step must be >= 1, got " << hp.step;
   SSIAT_CHECK(hp.beta1 >= 0 && hp.beta1 < 1 && hp.beta2 >= 0 && hp.beta2 < 1)
@@ -91,7 +97,7 @@ void adamw_update(float* param, bf16* param_lp, const float* grad, float* m, flo
   SSIAT_CHECK(param != nullptr && grad != nullptr && m != nullptr && v != nullptr)
       << "adamw_update: null pointer (param=" << param << ", grad=" << grad << ", m=" << m << ", v=" << v
       << ") for n=" << n;
-  launch_adamw(param, param_lp, grad, m, v, n, make_scalars(hp), s);
+  launch_adamw(param, param_lp, grad, m, v, n, make_scalars(hp), s, changed);
 }
 
 }  // namespace ssiat::kernels::cuda

@@ -654,6 +654,24 @@ void check_adamw(const Case& c, kc::Stream s) {
   tc::expect_close("m", got.get<float>("m"), m_ref, c.tol);
   tc::expect_close("v", got.get<float>("v"), v_ref, c.tol);
   if (with_copy) tc::expect_bf16_of("param_lp vs bf16_from_float(new param)", got.get<bf16>("param_lp"), p_gpu);
+  // The change flag (kernels/adamw.h): set when a value moved, not with lr 0 and no decay, as the
+  // CPU twin's.
+  tc::DeviceArray<int32_t> d_flag(1, s);
+  for (const double lr : {0.0, hp.lr}) {
+    AdamWParams h = hp;
+    h.lr = lr;
+    std::vector<float> p_cpu = param, m_cpu = m, v_cpu = v;
+    int32_t cpu_flag = 0;
+    cpu::adamw_update(p_cpu.data(), grad.data(), m_cpu.data(), v_cpu.data(), n, h, &cpu_flag);
+    d_p.upload(param);
+    d_m.upload(m);
+    d_v.upload(v);
+    d_flag.upload({0});
+    kc::adamw_update(d_p.get(), nullptr, d_grad.get(), d_m.get(), d_v.get(), n, h, s, d_flag.get());
+    kc::synchronize(s);
+    EXPECT_EQ(d_flag.download()[0], cpu_flag) << "lr " << lr;
+    EXPECT_EQ(cpu_flag, lr > 0 ? 1 : 0) << "lr " << lr;
+  }
 }
 
 void check_add_or_scale(const Case& c, kc::Stream s) {

@@ -1,7 +1,8 @@
 // Tests for kernels/adamw.h: several steps against a scalar reference written here from the
 // header's formula (PyTorch order: decay, moments, bias-corrected update), the first Adam step's
 // known size (lr * sign(g) when eps is negligible), float32 vs the reference, grad untouched,
-// bitwise equality for 1 and 2 OpenMP threads, bad hyper-parameters.
+// bitwise equality for 1 and 2 OpenMP threads, bad hyper-parameters, and the change flag (set
+// exactly when some value changed, on 1 and 2 threads, never cleared).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -107,6 +108,41 @@ TEST(AdamWThreads, BitwiseEqualForOneAndTwoThreads) {
   EXPECT_EQ(std::memcmp(a.p.data(), b.p.data(), sizeof(float) * n), 0);
   EXPECT_EQ(std::memcmp(a.m.data(), b.m.data(), sizeof(float) * n), 0);
   EXPECT_EQ(std::memcmp(a.v.data(), b.v.data(), sizeof(float) * n), 0);
+}
+
+// The change flag: 0 when no value moves (lr 0; or zero gradient and moments without decay), 1
+// when one element alone moves (the rest have zero gradient and moments), on 1 and 2 threads.
+TEST(AdamW, ChangedFlagIsSetExactlyWhenAValueChanges) {
+  const int64_t n = 100003;  // above the parallel threshold
+  const auto pd = test_values(n, 11);
+  AdamWParams hp;
+  hp.lr = 1e-3;
+  hp.step = 2;
+  auto flag_of = [&](const AdamWParams& h, const std::vector<float>& g, int threads, int32_t start = 0) {
+    omp_set_num_threads(threads);
+    std::vector<float> p(pd.begin(), pd.end()), m(n, 0.0f), v(n, 0.0f);
+    int32_t changed = start;
+    adamw_update(p.data(), g.data(), m.data(), v.data(), n, h, &changed);
+    const bool moved = std::memcmp(p.data(), std::vector<float>(pd.begin(), pd.end()).data(), sizeof(float) * n) != 0;
+    EXPECT_EQ(changed != 0, moved || start != 0) << "threads " << threads;
+    return changed;
+  };
+  const int saved = omp_get_max_threads();
+  std::vector<float> zero(n, 0.0f), one_hot(n, 0.0f);
+  one_hot[n - 2] = 0.5f;  // in the second thread's half
+  AdamWParams frozen = hp;
+  frozen.lr = 0.0;
+  frozen.weight_decay = 0.1;
+  AdamWParams decayed = hp;
+  decayed.weight_decay = 0.1;
+  for (int threads : {1, 2}) {
+    EXPECT_EQ(flag_of(hp, zero, threads), 0);
+    EXPECT_EQ(flag_of(frozen, one_hot, threads), 0);
+    EXPECT_EQ(flag_of(hp, one_hot, threads), 1);
+    EXPECT_EQ(flag_of(decayed, zero, threads), 1);  // decay alone moves the values
+    EXPECT_EQ(flag_of(hp, zero, threads, 1), 1);    // never cleared
+  }
+  omp_set_num_threads(saved);
 }
 
 TEST(AdamWErrors, BadHyperParametersThrow) {

@@ -105,6 +105,14 @@ TEST_F(Attest, SignedStatementVerifies) {
   EXPECT_EQ(st["subject"][0]["name"], "init-root");
   EXPECT_EQ(st["predicate"]["recipe"], slurp(dir_ / "run" / "recipe.toml"));
   EXPECT_EQ(st["predicate"]["chain"].size(), 2u);
+  // Evidence: every tensor moved, and was changed by each of the 6 steps (lr > 0 throughout).
+  ASSERT_EQ(st["predicate"]["evidence"].size(), 21u);
+  for (const auto& e : st["predicate"]["evidence"]) {
+    EXPECT_GT(e["norm_final_minus_init"].get<double>(), 0.0) << e.dump();
+    EXPECT_EQ(e["steps_changed"], 6) << e.dump();
+  }
+  EXPECT_NE(line_of(out, "origin").find("(each by at least 6 steps)"), std::string::npos) << out;
+  EXPECT_NE(line_of(out, "checkpoints").find("step counts as the evidence says"), std::string::npos) << out;
   // Without --checkpoint that check is NOT RUN, and the result still passes.
   const auto [s2, out2] = verify("att.json");
   EXPECT_EQ(s2, 0);
@@ -169,6 +177,27 @@ TEST_F(Attest, ResignedTamperingFailsTheCheckThatOwnsIt) {
     EXPECT_EQ(l.rfind("FAIL", 0), 0u) << c.file << "\n" << out;
     EXPECT_NE(l.find(c.says), std::string::npos) << c.file << "\n" << out;
   }
+}
+
+// The per-tensor step counts, re-signed: one that is not the last checkpoint's fails the
+// checkpoints check; a tensor no step changed fails the origin policy.
+TEST_F(Attest, StepCountsAreTheCheckpointsAndEveryTensorWasChanged) {
+  resign("count.json", [](json& s) { s["predicate"]["evidence"][5]["steps_changed"] = 5; });
+  auto [status, out] = verify("count.json", " --checkpoint run");
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_EQ(line_of(out, "checkpoints").rfind("FAIL", 0), 0u) << out;
+  EXPECT_NE(line_of(out, "checkpoints").find("tensor model.layers.0.self_attn.o_proj.weight was changed by 6 steps, "
+                                             "the statement's evidence says 5"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(line_of(out, "origin").rfind("PASS", 0), 0u) << out;
+  resign("never.json", [](json& s) { s["predicate"]["evidence"][0]["steps_changed"] = 0; });
+  std::tie(status, out) = verify("never.json");
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_EQ(line_of(out, "origin").rfind("FAIL", 0), 0u) << out;
+  EXPECT_NE(line_of(out, "origin").find("tensor model.embed_tokens.weight was changed by no optimizer step"),
+            std::string::npos)
+      << out;
 }
 
 TEST_F(Attest, ACheckpointThatIsNotTheChainsFails) {

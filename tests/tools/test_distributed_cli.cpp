@@ -117,6 +117,16 @@ class Distributed : public ::testing::Test {
     for (const auto& [k, v] : m.at("tensors").items()) out[k] = v.at("sha256").get<std::string>();
     return out;
   }
+  // Checkpoint step_<N>'s per-tensor count of the steps that changed it (every count must be
+  // `expect`: each rank updates its shards only, and the ranks' change flags are OR-ed).
+  static void expect_steps_changed(const std::string& run, int step, int expect) {
+    char name[32];
+    std::snprintf(name, sizeof name, "step_%08d", step);
+    const auto m = nlohmann::json::parse(slurp(dir_ / run / "checkpoints" / name / "manifest.json"));
+    const auto& counts = m.at("extra").at("steps_changed");
+    EXPECT_EQ(counts.size(), 21u) << run;
+    for (const auto& [k, v] : counts.items()) EXPECT_EQ(v, expect) << run << " " << k;
+  }
   static void expect_losses_near(const std::string& a, const std::string& b, double tol) {
     const auto ma = metrics(a), mb = metrics(b);
     ASSERT_EQ(ma.size(), 10u) << a;
@@ -155,6 +165,7 @@ TEST_F(Distributed, Zero1IsBitIdenticalToPlainDataParallel) {
     const auto a = tensor_hashes("plain", step), b = tensor_hashes("zero1", step);
     EXPECT_EQ(a.size(), 63u);
     EXPECT_EQ(a, b) << "step " << step;
+    expect_steps_changed("zero1", step, step);
   }
 }
 
@@ -175,6 +186,7 @@ TEST_F(Distributed, TensorParallelFollowsOneProcess) {
   EXPECT_NE(v.out.find("PASS     init         regenerated 21 tensors from seed 77"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("PASS     checkpoints"), std::string::npos) << v.out;
   EXPECT_EQ(slurp(dir_ / "dp2tp2" / "seeds.jsonl"), slurp(dir_ / "one_ref" / "seeds.jsonl"));
+  expect_steps_changed("dp2tp2", 10, 10);
   // The checkpoint holds logical whole tensors, the one process's names and shapes.
   const auto a = tensor_hashes("tp2", 10), b = tensor_hashes("one_ref", 10);
   ASSERT_EQ(a.size(), b.size());

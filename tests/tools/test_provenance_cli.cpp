@@ -104,6 +104,30 @@ TEST_F(Provenance, PythonReimplementationReproducesTheInitRoot) {
 // The chain (core/chain.h): one record per checkpoint, kept when pruning removes the checkpoint,
 // linked from the init root record by record, each resumed segment named; the roots of the last
 // record are those of the checkpoint's logical tensors read back.
+// Each checkpoint carries, per tensor, the number of optimizer steps that changed it. Under wsd
+// with min_lr 0 the last update has lr exactly 0 (lr + (0 - lr)·1) and changes nothing, so after
+// 6 steps every tensor counts 5, and 3 at step 3; a run stopped at step 4 and resumed counts the
+// same (the counts travel in the checkpoint).
+TEST_F(Provenance, CheckpointsCountTheStepsThatChangedEachTensor) {
+  const std::string args = "train tiny.toml -q --set train.steps=6 --set schedule.kind=wsd --set schedule.decay_fraction=0.5 "
+                           "--set optim.min_lr=0 --set schedule.warmup_steps=1 --set checkpoint.interval=3";
+  ASSERT_EQ(run_cli(dir_, args + " --run-dir w").status, 0);
+  ASSERT_EQ(run_cli(dir_, args + " --run-dir r --stop-after 4").status, 0);
+  ASSERT_EQ(run_cli(dir_, args + " --run-dir r --resume").status, 0);
+  std::map<std::string, std::string> names = recorded(dir_ / "w");
+  names.erase("root");
+  ASSERT_EQ(names.size(), 21u);
+  auto counts = [](const fs::path& ck) { return ssiat::read_checkpoint(ck).meta.extra.at("steps_changed"); };
+  const auto at3 = counts(dir_ / "w" / "checkpoints" / "step_00000003");
+  const auto at6 = counts(dir_ / "w" / "checkpoints" / "step_00000006");
+  EXPECT_EQ(at6, counts(dir_ / "r" / "checkpoints" / "step_00000006"));
+  ASSERT_EQ(at6.size(), names.size());
+  for (const auto& [name, leaf] : names) {
+    EXPECT_EQ(at3.value(name, -1), 3) << name;
+    EXPECT_EQ(at6.value(name, -1), 5) << name;
+  }
+}
+
 TEST_F(Provenance, ChainSurvivesPruningAndLinksFromTheInitRoot) {
   const std::string args = "train tiny.toml -q --run-dir ch --set train.steps=9 --set schedule.warmup_steps=1 "
                            "--set checkpoint.interval=3 --set checkpoint.keep=1";

@@ -51,7 +51,11 @@ double portable_cos_2pi(double u);                      // cos(2*pi*u), u in [0,
 double init_value(const InitSpec& spec, PhiloxKey key, uint64_t index);
 
 // out[j] = value(key, spec, begin + j) for j in [0, count): one shard of the full tensor.
+// Shared among the OpenMP threads for large counts; init_fill_serial: the same bytes on the
+// calling thread alone (for callers that schedule pieces themselves, e.g. as OpenMP tasks).
 template <typename T>
 void init_fill(T* out, uint64_t begin, int64_t count, const InitSpec& spec, PhiloxKey key);
+template <typename T>
+void init_fill_serial(T* out, uint64_t begin, int64_t count, const InitSpec& spec, PhiloxKey key);
 
 }  // namespace ssiat

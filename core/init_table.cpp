@@ -1,7 +1,9 @@
 // The model's initial-tensor table and its regeneration (contract in core/init_table.h).
 #include "core/init_table.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/init_leaf.h"
 #include "core/seed_registry.h"
@@ -33,22 +35,51 @@ std::vector<TensorInit> init_table(const ModelConfig& m) {
   return t;
 }
 
+// Each tensor is drawn and hashed in pieces of kPiece elements, as OpenMP tasks: piece k is drawn
+// by any thread while the pieces before it are hashed in order on another (a leaf is one SHA-256
+// stream, so hashing is serial per leaf; drawing is not). Without a visitor the pieces go through
+// a ring of kSlots buffers and no tensor is ever held whole; with one, into the tensor, which the
+// visitor then sees. Without OpenMP the tasks run in program order: the same leaves.
 RegeneratedInit regenerate_init(const ModelConfig& m, uint64_t seed, TensorVisitor each, void* ctx) {
-  RegeneratedInit r;
-  std::vector<Digest> leaves;
-  std::vector<float> buf;
+  constexpr int64_t kPiece = 1 << 18;  // 1 MiB of float32
+  constexpr int kSlots = 8;
   const std::vector<TensorInit> table = init_table(m);
+  for (const TensorInit& t : table) t.init.validate();  // nothing may throw inside the tasks
+  std::vector<Digest> leaves(table.size());
+  std::vector<float> ring(each ? 0 : static_cast<size_t>(kPiece) * kSlots), whole;
+  char slot_dep[kSlots] = {};
+  [[maybe_unused]] char hash_dep = 0;
+  [[maybe_unused]] char* slot = slot_dep;  // (the dependence list items; unused without OpenMP)
+  int64_t piece_no = 0;
+#pragma omp parallel
+#pragma omp single
   for (size_t i = 0; i < table.size(); i++) {
     const TensorInit& t = table[i];
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    buf.resize(static_cast<size_t>(n));
+    if (each) whole.resize(static_cast<size_t>(n));
     const bool constant = t.init.kind == InitKind::kZeros || t.init.kind == InitKind::kOnes;
-    init_fill(buf.data(), 0, n, t.init, constant ? PhiloxKey{} : SeedRegistry::derive_key(seed, "init/" + t.name));
-    leaves.push_back(init_leaf_hash(t.name, "float32", t.shape, t.init, buf.data(), static_cast<size_t>(n) * sizeof(float)));
-    r.leaves.push_back(digest_hex(leaves.back()));
-    if (each) each(ctx, i, t, buf.data(), n);
+    const PhiloxKey key = constant ? PhiloxKey{} : SeedRegistry::derive_key(seed, "init/" + t.name);
+    auto hasher = std::make_shared<LeafHasher>();
+    hasher->update(init_leaf_header(t.name, "float32", t.shape, t.init, static_cast<uint64_t>(n) * sizeof(float)));
+    for (int64_t off = 0; off < n; off += kPiece, piece_no++) {
+      const int64_t len = std::min(kPiece, n - off);
+      const int s = static_cast<int>(piece_no % kSlots);
+      float* buf = each ? whole.data() + off : ring.data() + static_cast<size_t>(s) * kPiece;
+#pragma omp task default(none) firstprivate(buf, off, len, key) shared(t) depend(out : slot[s])
+      init_fill_serial(buf, static_cast<uint64_t>(off), len, t.init, key);
+#pragma omp task default(none) firstprivate(buf, len, hasher) depend(inout : slot[s]) depend(inout : hash_dep)
+      hasher->update(buf, static_cast<size_t>(len) * sizeof(float));
+    }
+#pragma omp task default(none) firstprivate(hasher, i) shared(leaves) depend(inout : hash_dep)
+    leaves[i] = hasher->finish();
+    if (each) {
+#pragma omp taskwait
+      each(ctx, i, t, whole.data(), n);
+    }
   }
+  RegeneratedInit r;
+  for (const Digest& d : leaves) r.leaves.push_back(digest_hex(d));
   r.root = digest_hex(merkle_root(leaves));
   return r;
 }

@@ -403,7 +403,10 @@ void require_written(const fs::path& p) {
     throw TornCheckpointError(p.string() + ": missing (the checkpoint was not completely written)");
 }
 
-LoadedCheckpoint read_checkpoint_impl(const fs::path& ckpt_dir) {
+// Verifies the checkpoint at ckpt_dir as read_checkpoint does and hands each tensor whose key
+// `want` accepts (every tensor when `want` is empty) to `sink`, in key order, one at a time.
+CheckpointManifest stream_checkpoint_impl(const fs::path& ckpt_dir, const std::function<bool(const std::string&)>& want,
+                                          const CheckpointSink& sink) {
   const std::string dir_name = ckpt_dir.filename().string();
   if (is_tmp_name(dir_name))
     throw IoError(ckpt_dir.string() + ": is an unpublished temporary checkpoint directory");
@@ -420,9 +423,6 @@ LoadedCheckpoint read_checkpoint_impl(const fs::path& ckpt_dir) {
                          " disagrees with the directory name " + dir_name);
   check_samples_seen(man.meta, mpath);
   ckpt_detail::check_self_digest(u, mpath);
-  LoadedCheckpoint out;
-  out.digest = man.digest;
-  out.meta = man.meta;
 
   // state.h5: hashed whole first (a read error surfaces here, naming the byte); a file that is not
   // the one hashed at write time is then searched for the reason, tensor by tensor.
@@ -432,6 +432,7 @@ LoadedCheckpoint read_checkpoint_impl(const fs::path& ckpt_dir) {
   H5QuietErrors quiet;
   H5Handle file = sf.check(H5Fopen(spath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "", "file open");
   for (const auto& [key, entry] : man.tensors) {
+    if (want && !want(key)) continue;
     const std::vector<int64_t>& shape = entry.shape;
     const std::string& want_sha = entry.sha256;
     const int64_t n = numel_of(shape, key);
@@ -481,12 +482,23 @@ LoadedCheckpoint read_checkpoint_impl(const fs::path& ckpt_dir) {
     const std::string attr_sha = h5_read_sha_attr(dset.get(), sf, key);
     if (got_sha != attr_sha)
       sf.integrity("tensor " + key + " has SHA-256 " + got_sha + " but its attribute 'sha256' says " + attr_sha);
-    out.shapes[key] = shape;
-    out.tensors[key] = std::move(data);
+    sink(key, shape, std::move(data));
   }
   if (!sf.bytes_match)  // every tensor verified: the file changed elsewhere (metadata, attributes)
     sf.integrity("SHA-256 " + actual_state_sha + " does not match the manifest's state_sha256 " + man.state_sha256 +
-                 " although every tensor matches");
+                 " although every tensor" + (want ? " read" : "") + " matches");
+  return man;
+}
+
+LoadedCheckpoint read_checkpoint_impl(const fs::path& ckpt_dir) {
+  LoadedCheckpoint out;
+  const CheckpointManifest man =
+      stream_checkpoint_impl(ckpt_dir, {}, [&](const std::string& key, const std::vector<int64_t>& shape, std::vector<float>&& data) {
+        out.shapes[key] = shape;
+        out.tensors[key] = std::move(data);
+      });
+  out.digest = man.digest;
+  out.meta = man.meta;
   return out;
 }
 
@@ -637,6 +649,11 @@ std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
 
 LoadedCheckpoint read_checkpoint(const fs::path& ckpt_dir) {
   return fs_errors_as_io([&] { return read_checkpoint_impl(ckpt_dir); });
+}
+
+CheckpointManifest stream_checkpoint(const fs::path& ckpt_dir, const std::function<bool(const std::string&)>& want,
+                                     const CheckpointSink& sink) {
+  return fs_errors_as_io([&] { return stream_checkpoint_impl(ckpt_dir, want, sink); });
 }
 
 StateRoots state_roots_of(const LoadedCheckpoint& ck) {

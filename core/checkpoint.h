@@ -130,6 +130,15 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 // IoError for a .tmp-* directory or a file system error.
 LoadedCheckpoint read_checkpoint(const std::filesystem::path& ckpt_dir);
 
+// The same checks, one tensor in memory at a time: each tensor whose key `want` accepts (every
+// one when `want` is empty) is verified and handed to `sink`, in key order; the manifest is
+// returned at the end. A tensor `want` refuses is not read (the whole-file state_sha256 still
+// covers its bytes).
+using CheckpointSink =
+    std::function<void(const std::string& key, const std::vector<int64_t>& shape, std::vector<float>&& data)>;
+CheckpointManifest stream_checkpoint(const std::filesystem::path& ckpt_dir,
+                                     const std::function<bool(const std::string&)>& want, const CheckpointSink& sink);
+
 // Parses manifest.json bytes: a JSON object (nesting at most 64 deep) with the v2 format
 // (TornCheckpointError otherwise), every field of the right type, valid tensor keys and shapes,
 // recipe_sha256 matching recipe, and a matching manifest_sha256 (IntegrityError otherwise, naming

@@ -191,13 +191,14 @@ std::vector<InitHash> Llama<T>::init_weights(SeedRegistry& reg, const InitOverri
   return hashes;
 }
 
-template <typename T>
-double Llama<T>::flops_per_token(int64_t T_) const {
-  double matmul = 0;
-  for (const auto& v : views_)
-    if (v.shape.size() == 2 && v.offset != wte_) matmul += static_cast<double>(v.shape[0]) * static_cast<double>(v.shape[1]);
-  if (cfg_.tied_embeddings) matmul += static_cast<double>(cfg_.vocab_size) * static_cast<double>(C_);
-  return 6.0 * matmul + 12.0 * static_cast<double>(L_) * static_cast<double>(C_) * static_cast<double>(T_);
+double model_flops_per_token(const ModelConfig& cfg, int64_t T) {
+  const double C = static_cast<double>(cfg.d_model), L = static_cast<double>(cfg.n_layer);
+  const double HS = static_cast<double>(cfg.head_dim()), NH = static_cast<double>(cfg.n_head);
+  const double NKV = static_cast<double>(cfg.n_kv_head > 0 ? cfg.n_kv_head : cfg.n_head);
+  const double F = static_cast<double>(cfg.d_ff), V = static_cast<double>(cfg.vocab_size);
+  // per layer: q|k|v (NH + 2 NKV) HS x C, o_proj C x NH HS, gate|up 2 F x C, down C x F; LM head V x C
+  const double matmul = L * C * ((NH + 2.0 * NKV) * HS + NH * HS + 3.0 * F) + V * C;
+  return 6.0 * matmul + 12.0 * L * C * static_cast<double>(T);
 }
 
 template <typename T>

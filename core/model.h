@@ -65,6 +65,12 @@ struct ParamView {
 
 enum class Pass { kTrain, kEval, kLogits };
 
+// Training FLOPs per token (forward + backward) of the whole (logical) model cfg describes, at
+// sequence length T: 6 * matmul params + 12 * L * C * T (attention); the matmul parameters are
+// every weight matrix but the embedding, plus the LM head (the embedding's when tied).
+// Llama::flops_per_token() is this; core/launch_plan.h uses it without building a model.
+double model_flops_per_token(const ModelConfig& cfg, int64_t T);
+
 // Tensors given instead of drawn (Llama::init_weights): by name, the logical tensor's values
 // (row-major, numel of its logical shape) and the origin to record.
 struct LoadedTensor {
@@ -141,9 +147,8 @@ class Llama {
   // recorded with their origin ("loaded:<digest>"), their hashes over the loaded bytes.
   std::vector<InitHash> init_weights(SeedRegistry& reg, const InitOverrides* loaded = nullptr);
 
-  // Training FLOPs per token (forward + backward) of the whole (logical) model:
-  // 6 * matmul params + 12 * L * C * T (attention).
-  double flops_per_token(int64_t T_) const;
+  // Training FLOPs per token of the whole (logical) model: model_flops_per_token(config(), T_).
+  double flops_per_token(int64_t T_) const { return model_flops_per_token(cfg_, T_); }
 
   void ensure_capacity(int64_t B, int64_t T_);
 

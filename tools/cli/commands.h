@@ -15,5 +15,6 @@ void add_keygen_command(CLI::App& app);     // ssiat keygen
 void add_attest_command(CLI::App& app);     // ssiat attest
 void add_verify_command(CLI::App& app);     // ssiat verify
 void add_init_root_command(CLI::App& app);  // ssiat init-root
+void add_plan_command(CLI::App& app);       // ssiat plan
 
 }  // namespace ssiat::cli

@@ -40,6 +40,7 @@
 #include "kernels/device.h"
 #include "kernels/matmul.h"
 #include "core/signals.h"
+#include "core/tensorboard.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/utf8.h"
 
@@ -529,6 +530,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
   if (resume_at[0]) restore_tensors(ck, model, state, dpar, world, start.found.dir);
 
   std::ofstream metrics;
+  std::optional<EventWriter> events;  // rank 0: <run>/tb/, the metrics as TensorBoard scalars
   const fs::path metrics_path = run / "metrics.jsonl";
   int64_t segment = 0;
   std::vector<ChainRecord> chain;  // rank 0: chain.jsonl's records
@@ -567,6 +569,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
     if (start.continues_run) truncate_metrics(metrics_path, step);
     else write_file_atomic(metrics_path, "");
     metrics.open(metrics_path, std::ios::app);
+    events.emplace(run / "tb", step + 1);  // a new file; START at step+1 drops stale steps in the viewer
   }
 
   const int64_t B = tc.micro_batch, T = tc.seq_len, accum = tc.grad_accum;
@@ -710,6 +713,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt) {
       if (!metrics)  // e.g. a full disk: never drop metrics silently
         throw IoError(metrics_path.string() + ": write failed at step " + std::to_string(step) +
                       (errno ? ": " + errno_message(errno) : std::string()));
+      write_metrics_events(*events, m, unix_wall_time());
     }
     if (root && opt.progress && (step % tc.log_interval == 0 || step == end)) {
       const double util = m["mfu"].get<double>();

@@ -2,7 +2,8 @@
 # The main job on a fresh machine: set up, build, fetch the Korean corpus (Debian's
 # libreoffice-help-ko), learn a 4,096-piece BPE tokenizer from it, prepare token shards, train
 # recipes/ko-tiny.toml on the CPU and print a generated sample, then sign the run's
-# init-provenance attestation (a key made once in keys/, never overwritten) and verify it.
+# init-provenance attestation (a key made once in keys/, never overwritten), verify it, and plot
+# the run's curves to its plot.png.
 # Extra arguments go to `ssiat train` (e.g. --set train.steps=50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +27,5 @@ run="runs/ko-tiny-$(date +%Y%m%d-%H%M%S)"
 [ -f keys/quickstart.key ] || { mkdir -p keys && ./build/ssiat keygen --out keys/quickstart; }
 ./build/ssiat attest "$run" --key keys/quickstart.key --out "$run/attestation.json"
 ./build/ssiat verify "$run/attestation.json" --pubkey keys/quickstart.pub --checkpoint "$run"
-echo "run directory: $run (recipe.toml, seeds.jsonl, chain.jsonl, metrics.jsonl, checkpoints/, sample.txt, attestation.json)"
+./build/ssiat plot "$run"
+echo "run directory: $run (recipe.toml, seeds.jsonl, chain.jsonl, metrics.jsonl, tb/, plot.png, checkpoints/, sample.txt, attestation.json)"

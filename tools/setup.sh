@@ -15,6 +15,7 @@ pkgs=(
   nlohmann-json3-dev
   libtomlplusplus-dev
   libcli11-dev
+  libcairo2-dev
   clang libclang-rt-14-dev
 )
 missing=()

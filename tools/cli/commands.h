@@ -16,5 +16,6 @@ void add_attest_command(CLI::App& app);     // ssiat attest
 void add_verify_command(CLI::App& app);     // ssiat verify
 void add_init_root_command(CLI::App& app);  // ssiat init-root
 void add_plan_command(CLI::App& app);       // ssiat plan
+void add_plot_command(CLI::App& app);       // ssiat plot
 
 }  // namespace ssiat::cli

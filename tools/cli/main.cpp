@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   ssiat::cli::add_verify_command(app);
   ssiat::cli::add_init_root_command(app);
   ssiat::cli::add_plan_command(app);
+  ssiat::cli::add_plot_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -226,6 +226,12 @@ fs::path strip_trailing_separator(fs::path p) {
 
 }  // namespace
 
+std::vector<std::string_view> text_documents(std::string_view content) {
+  std::vector<std::string_view> docs;
+  for_each_text_document(content, [&](std::string_view d) { docs.push_back(d); });
+  return docs;
+}
+
 // -----------------------------------------------------------------------------------------------
 // prepare_data
 

@@ -38,6 +38,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <string_view>
 
 #include "core/philox.h"
 #include "core/recipe.h"
@@ -70,6 +71,10 @@ struct PrepareResult {
 // error, and IoError if out_dir exists and is not empty.
 PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer& tok,
                            const std::filesystem::path& out_dir);
+
+// The documents of a text file's content, as `data prepare` splits them (paragraphs: maximal runs
+// of non-blank lines, from the start of the first line to the end of the last).
+std::vector<std::string_view> text_documents(std::string_view content);
 
 // The tokenizer a recipe names: the byte tokenizer, or the BPE tokenizer in `path`
 // (IoError naming the file if it cannot be read).

@@ -15,6 +15,7 @@ void add_keygen_command(CLI::App& app);     // ssiat keygen
 void add_attest_command(CLI::App& app);     // ssiat attest
 void add_verify_command(CLI::App& app);     // ssiat verify
 void add_init_root_command(CLI::App& app);  // ssiat init-root
+void add_model_commands(CLI::App& app);     // ssiat export|logits|generate|eval
 void add_plan_command(CLI::App& app);       // ssiat plan
 void add_plot_command(CLI::App& app);       // ssiat plot
 

@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   ssiat::cli::add_attest_command(app);
   ssiat::cli::add_verify_command(app);
   ssiat::cli::add_init_root_command(app);
+  ssiat::cli::add_model_commands(app);
   ssiat::cli::add_plan_command(app);
   ssiat::cli::add_plot_command(app);
   try {

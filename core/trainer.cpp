@@ -77,7 +77,8 @@ json build_info() {
           {"version", SSIAT_VERSION},
           {"git_commit", SSIAT_GIT_COMMIT},
           {"compiler", __VERSION__},
-          {"build_flags", "-O3 -march=x86-64-v3; core: -ffp-contract=off; kernels: -ffp-contract=fast"},
+          {"build_flags", SSIAT_BUILD_FLAGS},  // as CMake configured them
+          {"cuda_build", SSIAT_CUDA_BUILD},    // nvcc, architectures, NCCL headers
           {"threads", omp_get_max_threads()},
           // The OpenBLAS kernels in use (hardware class: bits depend on it, never on threads).
           {"blas_core", kernels::cpu::blas_core_name()},

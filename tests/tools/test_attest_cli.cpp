@@ -105,6 +105,11 @@ TEST_F(Attest, SignedStatementVerifies) {
   EXPECT_EQ(st["subject"][0]["name"], "init-root");
   EXPECT_EQ(st["predicate"]["recipe"], slurp(dir_ / "run" / "recipe.toml"));
   EXPECT_EQ(st["predicate"]["chain"].size(), 2u);
+  // Build facts as this build was configured: the flags CMake passed, and the CUDA build's.
+  const json& fw = st["predicate"]["framework"];
+  EXPECT_NE(fw.value("build_flags", "").find("-ffp-contract=off"), std::string::npos) << fw.dump();
+  const std::string cuda_build = fw.value("cuda_build", "");
+  EXPECT_TRUE(cuda_build == "not built" || cuda_build.rfind("nvcc ", 0) == 0) << fw.dump();
   // Evidence: every tensor moved, and was changed by each of the 6 steps (lr > 0 throughout).
   ASSERT_EQ(st["predicate"]["evidence"].size(), 21u);
   for (const auto& e : st["predicate"]["evidence"]) {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/attention_decode.h"
 #include "kernels/crossentropy.h"
 #include "kernels/device.h"
 #include "kernels/elementwise.h"
@@ -224,6 +225,19 @@ void attention_backward(const Backend& be, T* dqkv, const T* dout, const T* out,
 }
 
 template <typename T>
+void attention_decode(const Backend& be, T* out, const T* qkv, int64_t T_ctx, int64_t NH, int64_t NKV, int64_t HS) {
+  switch (be.kind()) {
+    case DeviceKind::kCpu: return cpu::attention_decode(out, qkv, T_ctx, NH, NKV, HS);
+    case DeviceKind::kCuda:
+      if constexpr (kOnCuda<T>) {
+        return cuda::attention_decode(out, qkv, T_ctx, NH, NKV, HS, be.stream());
+      } else {
+        unavailable<T>("attention_decode");
+      }
+  }
+}
+
+template <typename T>
 void swiglu_forward(const Backend& be, T* out, const T* inp, int64_t N, int64_t F) {
   switch (be.kind()) {
     case DeviceKind::kCpu: return cpu::swiglu_forward(out, inp, N, F);
@@ -416,6 +430,7 @@ int64_t scratch_bytes(const Backend& be, int64_t n_reduce, int64_t N, int64_t C,
   template void attention_forward<T>(const Backend&, T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t); \
   template void attention_backward<T>(const Backend&, T*, const T*, const T*, const T*, const T*, int64_t, int64_t, \
                                       int64_t, int64_t, int64_t);                                                \
+  template void attention_decode<T>(const Backend&, T*, const T*, int64_t, int64_t, int64_t, int64_t);             \
   template void swiglu_forward<T>(const Backend&, T*, const T*, int64_t, int64_t);                               \
   template void swiglu_backward<T>(const Backend&, T*, const T*, const T*, int64_t, int64_t);                    \
   template void crossentropy_forward<T>(const Backend&, T*, const T*, const int32_t*, int64_t, int64_t);         \

@@ -62,6 +62,10 @@ void attention_forward(const Backend& be, T* out, T* lse, const T* qkv, int64_t 
 template <typename T>
 void attention_backward(const Backend& be, T* dqkv, const T* dout, const T* out, const T* lse, const T* qkv,
                         int64_t B, int64_t T_, int64_t NH, int64_t NKV, int64_t HS);
+// One query over a KV cache (kernels/attention_decode.h): qkv (T_ctx, (NH + 2*NKV)*HS), out (NH*HS);
+// always the f32 kernel on CUDA, whatever the precision.
+template <typename T>
+void attention_decode(const Backend& be, T* out, const T* qkv, int64_t T_ctx, int64_t NH, int64_t NKV, int64_t HS);
 
 template <typename T>
 void swiglu_forward(const Backend& be, T* out, const T* inp, int64_t N, int64_t F);

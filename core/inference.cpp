@@ -13,6 +13,7 @@
 #include "core/init.h"
 #include "core/philox.h"
 #include "core/seed_registry.h"
+#include "core/ops.h"
 #include "kernels/rope.h"
 
 namespace ssiat {
@@ -31,134 +32,80 @@ std::vector<float> logits_of(Llama<float>& model, const std::vector<int32_t>& id
 
 // ---- KV-cache decoder ------------------------------------------------------------------------
 
-namespace {
-
-// y (rows) = W (rows, cols) x (cols); double sums in index order per row.
-void matvec(float* y, const std::vector<float>& W, const float* x, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static) if (rows * cols >= (1 << 16))
-  for (int64_t r = 0; r < rows; r++) {
-    const float* w = W.data() + r * cols;
-    double s = 0;
-    for (int64_t c = 0; c < cols; c++) s += static_cast<double>(w[c]) * static_cast<double>(x[c]);
-    y[r] = static_cast<float>(s);
-  }
-}
-
-void rmsnorm(float* out, const float* x, const std::vector<float>& w, int64_t C, double eps) {
-  double ss = 0;
-  for (int64_t c = 0; c < C; c++) ss += static_cast<double>(x[c]) * static_cast<double>(x[c]);
-  const double r = 1.0 / std::sqrt(ss / static_cast<double>(C) + eps);
-  for (int64_t c = 0; c < C; c++) out[c] = static_cast<float>(static_cast<double>(x[c]) * r * static_cast<double>(w[c]));
-}
-
-// rotate_half RoPE of one head vector at table row (cos, sin) (kernels/rope.h).
-void rope(float* v, const float* cos, const float* sin, int64_t HS) {
-  const int64_t half = HS / 2;
-  for (int64_t j = 0; j < half; j++) {
-    const float a = v[j], b = v[j + half];
-    v[j] = a * cos[j] - b * sin[j];
-    v[j + half] = b * cos[j] + a * sin[j];
-  }
-}
-
-}  // namespace
-
-KvDecoder::KvDecoder(const ModelSource& src) : cfg_(src.recipe.model) {
-  const int64_t C = cfg_.d_model, L = cfg_.n_layer, HS = cfg_.head_dim(), NKV = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head;
-  const int64_t Tm = cfg_.max_seq_len;
-  std::map<std::string, std::vector<float>> w;
-  for_each_parameter(src, [&](const std::string& name, const std::vector<int64_t>&, std::vector<float>&& data) {
-    w[name] = std::move(data);
-  });
-  auto take = [&](const std::string& name) {
-    const auto it = w.find(name);
-    if (it == w.end()) throw IntegrityError(src.checkpoint.string() + ": the checkpoint has no tensor param/" + name);
-    return std::move(it->second);
+KvDecoder::KvDecoder(Llama<float>& model)
+    : model_(model), be_(model.backend()), cfg_(model.config()) {
+  SSIAT_CHECK(model.tensor_parallel().size == 1) << "KvDecoder: a tensor-parallel model (decode on one rank)";
+  const int64_t C = cfg_.d_model, L = cfg_.n_layer, HS = cfg_.head_dim(), NH = cfg_.n_head, F = cfg_.d_ff;
+  const int64_t NKV = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head, Tm = cfg_.max_seq_len, V = cfg_.vocab_size;
+  QKV_ = (NH + 2 * NKV) * HS;
+  auto at = [&](const std::string& name) { return model.view(name).offset; };
+  // Fused operands: q|k|v and gate|up are adjacent in the flat buffer (core/model.h).
+  auto fused = [&](const std::string& first, const std::vector<std::string>& rest) {
+    int64_t end = model.view(first).offset + model.view(first).numel;
+    for (const auto& r : rest) {
+      SSIAT_CHECK(model.view(r).offset == end) << "KvDecoder: " << r << " does not follow " << first;
+      end += model.view(r).numel;
+    }
+    return model.view(first).offset;
   };
-  embed_ = take("model.embed_tokens.weight");
-  final_norm_ = take("model.norm.weight");
-  if (!cfg_.tied_embeddings) lm_head_ = take("lm_head.weight");
-  layers_.resize(static_cast<size_t>(L));
   for (int64_t l = 0; l < L; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    Layer& y = layers_[l];
-    y.in_norm = take(p + "input_layernorm.weight");
-    y.q = take(p + "self_attn.q_proj.weight");
-    y.k = take(p + "self_attn.k_proj.weight");
-    y.v = take(p + "self_attn.v_proj.weight");
-    y.o = take(p + "self_attn.o_proj.weight");
-    y.post_norm = take(p + "post_attention_layernorm.weight");
-    y.gate = take(p + "mlp.gate_proj.weight");
-    y.up = take(p + "mlp.up_proj.weight");
-    y.down = take(p + "mlp.down_proj.weight");
-    y.kcache.resize(static_cast<size_t>(Tm * NKV * HS));
-    y.vcache.resize(static_cast<size_t>(Tm * NKV * HS));
+    layers_.push_back({at(p + "input_layernorm.weight"),
+                       fused(p + "self_attn.q_proj.weight", {p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"}),
+                       at(p + "self_attn.o_proj.weight"), at(p + "post_attention_layernorm.weight"),
+                       fused(p + "mlp.gate_proj.weight", {p + "mlp.up_proj.weight"}), at(p + "mlp.down_proj.weight")});
   }
-  cos_.resize(static_cast<size_t>(Tm * HS / 2));
-  sin_.resize(cos_.size());
-  kernels::cpu::rope_tables(cos_.data(), sin_.data(), Tm, HS, cfg_.rope_theta);
-  x_.resize(C);
-  h_.resize(C);
-  q_.resize(static_cast<size_t>(cfg_.n_head * HS));
-  att_.resize(q_.size());
-  g_.resize(static_cast<size_t>(cfg_.d_ff));
-  u_.resize(g_.size());
-  logits_.resize(static_cast<size_t>(cfg_.vocab_size));
-  scores_.resize(static_cast<size_t>(Tm));
+  wte_ = at("model.embed_tokens.weight");
+  final_norm_ = at("model.norm.weight");
+  lm_head_ = cfg_.tied_embeddings ? wte_ : at("lm_head.weight");
+  const Device dev = be_.device();
+  cache_.resize(L * Tm * QKV_, dev);
+  std::vector<float> cos(static_cast<size_t>(Tm * HS / 2)), sin(cos.size());
+  kernels::cpu::rope_tables(cos.data(), sin.data(), Tm, HS, cfg_.rope_theta);
+  cos_.resize(static_cast<int64_t>(cos.size()), dev);
+  sin_.resize(static_cast<int64_t>(sin.size()), dev);
+  ops::upload(be_, cos_.data(), cos.data(), static_cast<int64_t>(cos.size()));
+  ops::upload(be_, sin_.data(), sin.data(), static_cast<int64_t>(sin.size()));
+  for (Buffer<float>* b : {&x_, &h_, &tmp_}) b->resize(C, dev);
+  att_.resize(NH * HS, dev);
+  gu_.resize(2 * F, dev);
+  act_.resize(F, dev);
+  rstd_.resize(1, dev);
+  logits_dev_.resize(V, dev);
+  token_.resize(1, dev);
+  logits_.resize(static_cast<size_t>(V));
 }
 
 const std::vector<float>& KvDecoder::step(int32_t token) {
   const int64_t C = cfg_.d_model, HS = cfg_.head_dim(), NH = cfg_.n_head, F = cfg_.d_ff, V = cfg_.vocab_size;
-  const int64_t NKV = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head, group = NH / NKV;
-  if (token < 0 || token >= V) throw ConfigError("token id " + std::to_string(token) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
-  if (pos_ >= cfg_.max_seq_len) throw ConfigError("the KV cache is full: model.max_seq_len = " + std::to_string(cfg_.max_seq_len));
+  const int64_t NKV = cfg_.n_kv_head > 0 ? cfg_.n_kv_head : cfg_.n_head, Tm = cfg_.max_seq_len;
+  if (token < 0 || token >= V)
+    throw ConfigError("token id " + std::to_string(token) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  if (pos_ >= Tm) throw ConfigError("the KV cache is full: model.max_seq_len = " + std::to_string(Tm));
   const int64_t p = pos_;
-  std::copy_n(embed_.begin() + token * C, C, x_.begin());
-  const float* cos = cos_.data() + p * HS / 2;
-  const float* sin = sin_.data() + p * HS / 2;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
-  for (Layer& y : layers_) {
-    rmsnorm(h_.data(), x_.data(), y.in_norm, C, cfg_.norm_eps);
-    float* kp = y.kcache.data() + p * NKV * HS;
-    float* vp = y.vcache.data() + p * NKV * HS;
-    matvec(q_.data(), y.q, h_.data(), NH * HS, C);
-    matvec(kp, y.k, h_.data(), NKV * HS, C);
-    matvec(vp, y.v, h_.data(), NKV * HS, C);
-    for (int64_t hd = 0; hd < NH; hd++) rope(q_.data() + hd * HS, cos, sin, HS);
-    for (int64_t hd = 0; hd < NKV; hd++) rope(kp + hd * HS, cos, sin, HS);
-    for (int64_t hd = 0; hd < NH; hd++) {
-      const float* q = q_.data() + hd * HS;
-      const int64_t kv = hd / group;
-      double mx = -INFINITY;
-      for (int64_t t = 0; t <= p; t++) {
-        const float* k = y.kcache.data() + (t * NKV + kv) * HS;
-        double s = 0;
-        for (int64_t j = 0; j < HS; j++) s += static_cast<double>(q[j]) * static_cast<double>(k[j]);
-        scores_[t] = s * scale;
-        mx = std::max(mx, scores_[t]);
-      }
-      double sum = 0;
-      for (int64_t t = 0; t <= p; t++) sum += (scores_[t] = std::exp(scores_[t] - mx));
-      for (int64_t j = 0; j < HS; j++) {
-        double a = 0;
-        for (int64_t t = 0; t <= p; t++) a += scores_[t] * static_cast<double>(y.vcache[(t * NKV + kv) * HS + j]);
-        att_[hd * HS + j] = static_cast<float>(a / sum);
-      }
-    }
-    matvec(h_.data(), y.o, att_.data(), C, NH * HS);
-    for (int64_t c = 0; c < C; c++) x_[c] += h_[c];
-    rmsnorm(h_.data(), x_.data(), y.post_norm, C, cfg_.norm_eps);
-    matvec(g_.data(), y.gate, h_.data(), F, C);
-    matvec(u_.data(), y.up, h_.data(), F, C);
-    for (int64_t f = 0; f < F; f++) {
-      const double g = g_[f];
-      g_[f] = static_cast<float>(g / (1.0 + std::exp(-g)) * static_cast<double>(u_[f]));
-    }
-    matvec(h_.data(), y.down, g_.data(), C, F);
-    for (int64_t c = 0; c < C; c++) x_[c] += h_[c];
+  const float* w = model_.params();
+  const float eps = static_cast<float>(cfg_.norm_eps);
+  ops::upload(be_, token_.data(), &token, 1);
+  ops::embedding_forward(be_, x_.data(), token_.data(), w + wte_, 1, C, V);
+  for (size_t l = 0; l < layers_.size(); l++) {
+    const LayerAt& y = layers_[l];
+    float* rows = cache_.data() + static_cast<int64_t>(l) * Tm * QKV_;
+    float* row = rows + p * QKV_;
+    ops::rmsnorm_forward(be_, h_.data(), rstd_.data(), x_.data(), w + y.in_norm, 1, C, eps);
+    ops::matmul_forward<float>(be_, row, h_.data(), w + y.qkv, nullptr, 1, C, QKV_);
+    ops::rope_forward(be_, row, cos_.data() + p * HS / 2, sin_.data() + p * HS / 2, 1, 1, NH, NKV, HS);
+    ops::attention_decode(be_, att_.data(), rows, p + 1, NH, NKV, HS);
+    ops::matmul_forward<float>(be_, tmp_.data(), att_.data(), w + y.o, nullptr, 1, NH * HS, C);
+    ops::add(be_, x_.data(), x_.data(), tmp_.data(), C);
+    ops::rmsnorm_forward(be_, h_.data(), rstd_.data(), x_.data(), w + y.post_norm, 1, C, eps);
+    ops::matmul_forward<float>(be_, gu_.data(), h_.data(), w + y.gate_up, nullptr, 1, C, 2 * F);
+    ops::swiglu_forward(be_, act_.data(), gu_.data(), 1, F);
+    ops::matmul_forward<float>(be_, tmp_.data(), act_.data(), w + y.down, nullptr, 1, F, C);
+    ops::add(be_, x_.data(), x_.data(), tmp_.data(), C);
   }
-  rmsnorm(h_.data(), x_.data(), final_norm_, C, cfg_.norm_eps);
-  matvec(logits_.data(), cfg_.tied_embeddings ? embed_ : lm_head_, h_.data(), V, C);
+  ops::rmsnorm_forward(be_, h_.data(), rstd_.data(), x_.data(), w + final_norm_, 1, C, eps);
+  ops::matmul_forward<float>(be_, logits_dev_.data(), h_.data(), w + lm_head_, nullptr, 1, C, V);
+  ops::download(be_, logits_.data(), logits_dev_.data(), V);
   pos_++;
   return logits_;
 }

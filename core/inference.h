@@ -5,14 +5,14 @@
 // (T, V), row t predicting token t + 1. The reference the export is checked against.
 //
 // KvDecoder: one token at a time with a cache of every layer's rotated keys and values (the
-// standard incremental decoding of a causal transformer), on the CPU, from the checkpoint's
-// parameters alone: for position p, x = E[token]; per layer h = rmsnorm(x) · w_in; q, k, v =
-// W_q h, W_k h, W_v h; RoPE at p on q and k (kernels/rope.h's tables and rotate_half convention);
-// K[p], V[p] = k, v; per head a = softmax(q·K[0..p] / √HS) · V[0..p] (grouped-query: head i reads
-// KV head i / (NH / NKV)); x += W_o a; h = rmsnorm(x) · w_post; x += W_down (silu(W_gate h) ⊙
-// W_up h); logits = W_lm · rmsnorm(x) · w_final (W_lm = E when tied). Matrices are (out, in)
-// row-major as stored; every dot product sums in double in index order, rows shared among the
-// OpenMP threads, so the result does not depend on the thread count.
+// standard incremental decoding of a causal transformer), on the model's backend (the CPU, or
+// one CUDA GPU with f32 operands), with the model's own kernels through core/ops.h: for position
+// p, x = E[token]; per layer h = rmsnorm(x) · w_in; [q|k|v] = W_qkv h written into row p of the
+// layer's cache (T_max, QKV) (the training attention's packed layout, kernels/attention.h);
+// RoPE at p on that row's q and k (kernels/rope.h); a = attention_decode over rows 0..p (the
+// last row of causal attention, kernels/attention_decode.h); x += W_o a; h = rmsnorm(x) · w_post;
+// x += W_down swiglu(W_gate|up h); logits = W_lm · rmsnorm(x) · w_final (W_lm = E when tied).
+// Each step computes one row, where the model's forward would recompute the whole prefix.
 //
 // Sampling (per step, from the logits of the last position):
 //   temperature 0: greedy (argmax; the lowest id among equal maxima);
@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/model.h"
 #include "core/model_source.h"
 #include "tokenizer/tokenizer.h"
@@ -49,24 +50,30 @@ std::vector<float> logits_of(Llama<float>& model, const std::vector<int32_t>& id
 
 class KvDecoder {
  public:
-  explicit KvDecoder(const ModelSource& src);
-  // Feeds the token at the next position; returns the logits (V) predicting the one after it.
+  // Decodes with `model`'s weights on its backend; the model must outlive the decoder, and its
+  // tensor parallelism must be one rank.
+  explicit KvDecoder(Llama<float>& model);
+  // Feeds the token at the next position; returns the logits (V, host memory) predicting the one
+  // after it.
   const std::vector<float>& step(int32_t token);
   int64_t position() const { return pos_; }
   const ModelConfig& config() const { return cfg_; }
   void reset() { pos_ = 0; }
 
  private:
-  struct Layer {
-    std::vector<float> in_norm, q, k, v, o, post_norm, gate, up, down;
-    std::vector<float> kcache, vcache;  // (max_seq_len, NKV*HS)
+  struct LayerAt {  // offsets into the model's flat parameters
+    int64_t in_norm, qkv, o, post_norm, gate_up, down;
   };
+  Llama<float>& model_;
+  const Backend& be_;
   ModelConfig cfg_;
-  std::vector<float> embed_, final_norm_, lm_head_;  // lm_head_ empty when tied
-  std::vector<Layer> layers_;
-  std::vector<float> cos_, sin_;  // (max_seq_len, HS/2)
-  std::vector<float> x_, h_, q_, att_, g_, u_, logits_;
-  std::vector<double> scores_;
+  int64_t QKV_ = 0;
+  std::vector<LayerAt> layers_;
+  int64_t wte_ = 0, final_norm_ = 0, lm_head_ = 0;
+  Buffer<float> cache_;  // (L, T_max, QKV)
+  Buffer<float> cos_, sin_, x_, h_, tmp_, att_, gu_, act_, rstd_, logits_dev_;
+  Buffer<int32_t> token_;
+  std::vector<float> logits_;
   int64_t pos_ = 0;
 };
 

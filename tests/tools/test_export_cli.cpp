@@ -147,7 +147,7 @@ TEST_F(ExportKo, KvCacheDecoderFollowsTheForward) {
     ASSERT_GE(ids.size(), 5u);
     auto model = ssiat::load_model(src);
     const std::vector<float> full = ssiat::logits_of(*model, ids);
-    ssiat::KvDecoder dec(src);
+    ssiat::KvDecoder dec(*model);
     const int64_t V = src.recipe.model.vocab_size;
     double worst = 0;
     for (size_t t = 0; t < ids.size(); t++) {

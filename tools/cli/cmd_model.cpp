@@ -6,9 +6,9 @@
 //       the f32 logits (T, V) of every prompt position (core/inference.h logits_of), T = the
 //       prompt's token count; prints T, V and the prompt's ids
 //   ssiat generate SRC --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
-//       [--top-p P] [--seed S] [--ids] [--ignore-eos]
-//       KV-cache generation on the CPU (core/inference.h KvDecoder; no CUDA decoder yet),
-//       greedy at temperature 0 (the default); prints the prompt and the
+//       [--top-p P] [--seed S] [--ids] [--ignore-eos] [--device cpu|cuda]
+//       KV-cache generation (core/inference.h KvDecoder) on the CPU or one GPU, greedy at
+//       temperature 0 (the default); prints the prompt and the
 //       continuation as text (and the generated ids with --ids); --seed defaults to the run's
 //       master seed
 //   ssiat eval SRC --data FILE [--seq-len T] [--batch B] [--device cpu|cuda] [--json] [-q]
@@ -103,7 +103,7 @@ void add_logits(CLI::App& app) {
 
 void add_generate(CLI::App& app) {
   struct Opt {
-    std::string src, prompt;
+    std::string src, prompt, device = "cpu";
     SamplingOptions s;
     bool seed_given = false, ids = false, ignore_eos = false;
   };
@@ -120,6 +120,7 @@ void add_generate(CLI::App& app) {
   });
   cmd->add_flag("--ids", o->ids, "Also print the generated ids");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at the end-of-text id");
+  cmd->add_option("--device", o->device, "cpu (default) or cuda");
   cmd->callback([o] {
     if (o->s.top_p <= 0) throw ConfigError("--top-p must be above 0");
     const ModelSource src = open_model_source(o->src);
@@ -129,7 +130,8 @@ void add_generate(CLI::App& app) {
     SamplingOptions s = o->s;
     if (!o->seed_given) s.seed = src.manifest.meta.master_seed;
     s.stop_at_eos = !o->ignore_eos;
-    KvDecoder dec(src);
+    auto model = load_model(src, exec_of(o->device));
+    KvDecoder dec(*model);
     const std::vector<int32_t> out = generate_tokens(dec, prompt, tok->eos_id(), s);
     std::printf("%s%s\n", o->prompt.c_str(), tok->decode(out).c_str());
     if (o->ids) std::printf("ids: %s\n", ids_text(out).c_str());

@@ -143,7 +143,11 @@ ExportResult export_hf(const fs::path& source, const ExportOptions& opt) {
   for (const auto& t : plan) by_shard[t.shard].push_back(&t);
 
   const fs::path out = fs::absolute(opt.out);
-  const fs::path tmp = out.parent_path() / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  std::string tmp_name = ".";  // (appended piecewise: GCC 12 warns falsely on a chain of operator+)
+  tmp_name += out.filename().string();
+  tmp_name += ".tmp-";
+  tmp_name += std::to_string(::getpid());
+  const fs::path tmp = out.parent_path() / tmp_name;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
   ExportResult r;

@@ -263,7 +263,9 @@ void expect_spm_agrees(const BpeTokenizer& tok, const std::vector<std::string>& 
     EXPECT_TRUE(eq) << "line: " << line;
     std::string text;
     ASSERT_TRUE(sp.Decode(ref, &text).ok());
-    if (!line.empty() && line[0] != ' ') EXPECT_EQ(text, tok.decode(ours)) << "line: " << line;
+    if (!line.empty() && line[0] != ' ') {
+      EXPECT_EQ(text, tok.decode(ours)) << "line: " << line;
+    }
   }
   EXPECT_EQ(same, lines.size());
 }

@@ -174,14 +174,26 @@ double EvalResult::perplexity() const { return std::exp(loss()); }
 double EvalResult::bits_per_byte() const { return bytes ? nll_sum / std::log(2.0) / static_cast<double>(bytes) : 0; }
 
 EvalResult evaluate_text(Llama<float>& model, const tokenizer::Tokenizer& tok, const std::string& text, int64_t seq_len,
-                         int64_t batch, bool progress) {
+                         int64_t batch, bool progress, bool lines_are_documents) {
   if (seq_len < 1 || seq_len > model.config().max_seq_len)
     throw ConfigError("eval: --seq-len " + std::to_string(seq_len) + " must lie in [1, model.max_seq_len = " +
                       std::to_string(model.config().max_seq_len) + "]");
   if (batch < 1) throw ConfigError("eval: --batch must be at least 1");
   EvalResult r;
   std::vector<int32_t> stream = {tok.eos_id()};
-  for (std::string_view d : text_documents(text)) {
+  std::vector<std::string_view> docs;
+  if (lines_are_documents) {
+    for (size_t pos = 0; pos < text.size();) {
+      size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos) nl = text.size();
+      const std::string_view line(text.data() + pos, nl - pos);
+      if (line.find_first_not_of(" \t\r\f\v") != std::string_view::npos) docs.push_back(line);
+      pos = nl + 1;
+    }
+  } else {
+    docs = text_documents(text);
+  }
+  for (std::string_view d : docs) {
     const std::vector<int32_t> ids = tok.encode(d);
     stream.insert(stream.end(), ids.begin(), ids.end());
     stream.push_back(tok.eos_id());

@@ -24,7 +24,8 @@
 // Generation stops after max_new_tokens, after the eos id when stop_at_eos (the eos is returned),
 // or when the cache holds model.max_seq_len positions.
 //
-// evaluate_text: documents (paragraphs separated by blank lines, as `data prepare` splits them),
+// evaluate_text: documents (paragraphs separated by blank lines, as `data prepare` splits them;
+// with lines_are_documents, every non-blank line),
 // each encoded and followed by eos, concatenated after one leading eos; every token after the
 // first is predicted, in windows of up to seq_len predictions (non-overlapping, each window's
 // context starting at its first input). loss = mean NLL (nats) per predicted token; perplexity =
@@ -104,6 +105,6 @@ struct EvalResult {
 };
 
 EvalResult evaluate_text(Llama<float>& model, const tokenizer::Tokenizer& tok, const std::string& text, int64_t seq_len,
-                         int64_t batch, bool progress);
+                         int64_t batch, bool progress, bool lines_are_documents = false);
 
 }  // namespace ssiat

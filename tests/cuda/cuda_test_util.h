@@ -55,6 +55,24 @@ class DeviceStream {
   kc::Stream s_;
 };
 
+// A GoogleTest base (Base: ::testing::Test or TestWithParam<...>) with one stream per test,
+// skipped with the reason when there is no GPU.
+template <typename Base>
+class WithGpuStream : public Base {
+ protected:
+  void SetUp() override {
+    const std::string why = gpu_skip_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    kc::set_device(0);
+    stream_ = std::make_unique<DeviceStream>();
+  }
+  void TearDown() override { stream_.reset(); }
+  kc::Stream s() const { return stream_->get(); }
+
+ private:
+  std::unique_ptr<DeviceStream> stream_;
+};
+
 // n elements of T in device memory (cudaMalloc through malloc_bytes), freed with the object.
 // At least one element is allocated so that even an empty array has a non-null pointer.
 // Uploads and downloads are synchronous with respect to the host (kernels/device.h) and ordered

@@ -44,20 +44,7 @@ const DecodeCase kDecodeCases[] = {
 
 constexpr double kTol = 1e-5;
 
-class CudaAttentionDecode : public ::testing::TestWithParam<DecodeCase> {
- protected:
-  void SetUp() override {
-    const std::string why = tc::gpu_skip_reason();
-    if (!why.empty()) GTEST_SKIP() << why;
-    kc::set_device(0);
-    stream_ = std::make_unique<tc::DeviceStream>();
-  }
-  void TearDown() override { stream_.reset(); }
-  kc::Stream s() const { return stream_->get(); }
-
- private:
-  std::unique_ptr<tc::DeviceStream> stream_;
-};
+class CudaAttentionDecode : public tc::WithGpuStream<::testing::TestWithParam<DecodeCase>> {};
 
 TEST_P(CudaAttentionDecode, MatchesCpu) {
   const DecodeCase& c = GetParam();

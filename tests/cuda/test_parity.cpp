@@ -223,26 +223,9 @@ const std::vector<Case> kCases = {
 
 // ---- the test -------------------------------------------------------------------------------
 
-// One stream per test (skipped with the reason when there is no GPU); each op family below runs
-// its GPU op through tc::run_twice.
-template <typename Base>
-class WithGpuStream : public Base {
- protected:
-  void SetUp() override {
-    const std::string why = tc::gpu_skip_reason();
-    if (!why.empty()) GTEST_SKIP() << why;
-    kc::set_device(0);
-    stream_ = std::make_unique<tc::DeviceStream>();
-  }
-  void TearDown() override { stream_.reset(); }
-
-  kc::Stream s() const { return stream_->get(); }
-
- private:
-  std::unique_ptr<tc::DeviceStream> stream_;
-};
-
-class CudaParity : public WithGpuStream<::testing::TestWithParam<Case>> {};
+// One stream per test (tc::WithGpuStream; skipped with the reason when there is no GPU); each op
+// family below runs its GPU op through tc::run_twice.
+class CudaParity : public tc::WithGpuStream<::testing::TestWithParam<Case>> {};
 
 // The cuda:: ops exist only in a CUDA build (kernels/cuda/*.cu); without it SetUp skips every
 // case before the body runs, and nothing below is compiled.
@@ -837,7 +820,7 @@ TEST(CudaRuntime, NoDeviceIsReportedNotThrown) {
 
 namespace {
 
-class VocabParallelParity : public WithGpuStream<::testing::Test> {};
+class VocabParallelParity : public tc::WithGpuStream<::testing::Test> {};
 
 #if SSIAT_HAVE_CUDA
 

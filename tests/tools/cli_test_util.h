@@ -89,6 +89,29 @@ inline bool prepare_tiny_data(const std::filesystem::path& dir) {
          run_cli(dir, "data prepare --input val.txt --out prep/val").status == 0;
 }
 
+// A fresh `dir` for ko-tiny runs on real Korean text: train.txt and val.txt (tests/data's
+// ko_sample.txt and ko_heldout.txt), ko-tiny.toml (recipes/), and our BPE tokenizer of
+// ko-tiny's 4,096 pieces learned from train.txt in tok/ (the 86 KB sample reaches 4,096 only when
+// pairs seen once may merge: --min-pair-count 1), with the data prepared into prep/train and
+// prep/val. Returns "" or what failed. Runs then need --set tokenizer.path=tok
+// --set data.train=prep/train --set data.val=prep/val.
+inline std::string prepare_ko_tiny_dir(const std::filesystem::path& dir, int tokenizer_seed) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt", dir / "train.txt");
+  std::filesystem::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_heldout.txt", dir / "val.txt");
+  std::filesystem::copy_file(SSIAT_SOURCE_DIR "/recipes/ko-tiny.toml", dir / "ko-tiny.toml");
+  for (const std::string& args :
+       {"tokenizer train --input train.txt --vocab-size 4096 --min-pair-count 1 --out tok -q --seed " +
+            std::to_string(tokenizer_seed),
+        std::string("data prepare --input train.txt --out prep/train --tokenizer tok"),
+        std::string("data prepare --input val.txt --out prep/val --tokenizer tok")}) {
+    const Cmd r = run_cli(dir, args);
+    if (r.status != 0) return "ssiat " + args + " exited " + std::to_string(r.status) + ":\n" + r.out + r.err;
+  }
+  return "";
+}
+
 // How a child ended (or that it did not within the deadline).
 struct ChildExit {
   bool timed_out = false;  // still running at the deadline: it was killed (SIGKILL to its group)

@@ -28,6 +28,7 @@
 #include "core/inference.h"
 #include "core/model_source.h"
 #include "tests/common/cli.h"
+#include "tests/tools/cli_test_util.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -48,17 +49,10 @@ class ExportKo : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("ssiat_export_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    fs::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt", dir_ / "train.txt");
-    fs::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_heldout.txt", dir_ / "val.txt");
-    fs::copy_file(SSIAT_SOURCE_DIR "/recipes/ko-tiny.toml", dir_ / "ko-tiny.toml");
+    failure_ = ssiat::testing::prepare_ko_tiny_dir(dir_, 3);
+    if (!failure_.empty()) return;
     const std::string train = std::string("train ko-tiny.toml") + kSets;
-    for (const std::string& args :
-         {std::string("tokenizer train --input train.txt --vocab-size 4096 --min-pair-count 1 --out tok --seed 3 -q"),
-          std::string("data prepare --input train.txt --out prep/train --tokenizer tok"),
-          std::string("data prepare --input val.txt --out prep/val --tokenizer tok"), train + " --run-dir untied",
-          train + " --run-dir tied --set model.tied_embeddings=true"}) {
+    for (const std::string& args : {train + " --run-dir untied", train + " --run-dir tied --set model.tied_embeddings=true"}) {
       const auto r = run_cli(dir_, args);
       if (r.status != 0) {
         failure_ = "ssiat " + args + " exited " + std::to_string(r.status) + ":\n" + r.out + r.err;
@@ -221,11 +215,22 @@ TEST_F(ExportKo, EvalReportsLossAndBitsPerByte) {
   EXPECT_NEAR(e["loss"].get<double>(), nll / static_cast<double>(inputs.size()), 1e-4);
   EXPECT_NEAR(e["bits_per_byte"].get<double>(), nll / std::log(2.0) / static_cast<double>(doc.size()), 1e-4);
   EXPECT_NEAR(e["perplexity"].get<double>(), std::exp(e["loss"].get<double>()), 1e-9 * e["perplexity"].get<double>());
-  // The held-out file, in windows and batches, with progress.
+  // The held-out file, in windows and batches, with progress; with --lines each of its lines is a
+  // document (the same bytes but the newlines, one eos per line).
   const auto v = run_cli(dir_, "eval untied --data val.txt --seq-len 64 --batch 4");
   ASSERT_EQ(v.status, 0) << v.err;
   EXPECT_NE(v.out.find("bits/byte"), std::string::npos) << v.out;
   EXPECT_NE(v.err.find("eval: window"), std::string::npos) << v.err;
+  const auto l = run_cli(dir_, "eval untied --data val.txt --lines --json -q");
+  ASSERT_EQ(l.status, 0) << l.err;
+  const std::string val = slurp(dir_ / "val.txt");
+  int64_t lines = 0, bytes = 0;
+  std::istringstream in(val);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines++, bytes += static_cast<int64_t>(line.size());
+  const json lj = json::parse(l.out);
+  EXPECT_EQ(lj["documents"], lines);
+  EXPECT_EQ(lj["bytes"], bytes);
 }
 
 TEST_F(ExportKo, BadInputIsOneLineAndLeavesNothingHalfWritten) {

@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/common/cli.h"
+#include "tests/tools/cli_test_util.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -51,16 +52,10 @@ class LineageKo : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("ssiat_lineage_ko_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    fs::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_sample.txt", dir_ / "train.txt");
-    fs::copy_file(SSIAT_SOURCE_DIR "/tests/data/ko_heldout.txt", dir_ / "val.txt");
-    fs::copy_file(SSIAT_SOURCE_DIR "/recipes/ko-tiny.toml", dir_ / "ko-tiny.toml");
+    failure_ = ssiat::testing::prepare_ko_tiny_dir(dir_, 20261123);
+    if (!failure_.empty()) return;
     const std::string train = std::string("train ko-tiny.toml") + kSets;
     const std::pair<std::string, std::string> steps[] = {
-        {"tokenizer", "tokenizer train --input train.txt --vocab-size 4096 --min-pair-count 1 --out tok --seed 20261123 -q"},
-        {"prepare train", "data prepare --input train.txt --out prep/train --tokenizer tok"},
-        {"prepare val", "data prepare --input val.txt --out prep/val --tokenizer tok"},
         {"train A", train + " --run-dir A --set train.steps=30"},
         {"train B", train + " --run-dir B --set train.steps=30 --set seed=7"},
         {"fine-tune F", train + " --run-dir F --set train.steps=40 --resume"},  // F: a copy of A

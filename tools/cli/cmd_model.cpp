@@ -8,10 +8,10 @@
 //   ssiat generate SRC --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
 //       [--top-p P] [--seed S] [--ids] [--ignore-eos] [--device cpu|cuda]
 //       KV-cache generation (core/inference.h KvDecoder) on the CPU or one GPU, greedy at
-//       temperature 0 (the default); prints the prompt and the
-//       continuation as text (and the generated ids with --ids); --seed defaults to the run's
-//       master seed
-//   ssiat eval SRC --data FILE [--seq-len T] [--batch B] [--device cpu|cuda] [--json] [-q]
+//       temperature 0 (the default); prints the prompt and the continuation decoded together
+//       (and the generated ids with --ids); --seed defaults to the run's master seed, and a
+//       sampled run names the seed on stderr
+//   ssiat eval SRC --data FILE [--lines] [--seq-len T] [--batch B] [--device cpu|cuda] [--json] [-q]
 //       loss, perplexity and bits per byte on held-out text, with progress on stderr
 // Errors: one line naming the file or option (core/error.h), non-zero exit, no partial output
 // file (outputs are written atomically).
@@ -132,8 +132,15 @@ void add_generate(CLI::App& app) {
     s.stop_at_eos = !o->ignore_eos;
     auto model = load_model(src, exec_of(o->device));
     KvDecoder dec(*model);
+    if (s.temperature > 0)
+      std::fprintf(stderr, "generate: sampling with seed %llu (stream \"generate\"; --seed to repeat)\n",
+                   static_cast<unsigned long long>(s.seed));
     const std::vector<int32_t> out = generate_tokens(dec, prompt, tok->eos_id(), s);
-    std::printf("%s%s\n", o->prompt.c_str(), tok->decode(out).c_str());
+    // The prompt and the continuation decoded as one sequence (decoding the continuation alone
+    // would drop the space a SentencePiece piece starts with).
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), out.begin(), out.end());
+    std::printf("%s\n", tok->decode(all).c_str());
     if (o->ids) std::printf("ids: %s\n", ids_text(out).c_str());
   });
 }
@@ -142,12 +149,13 @@ void add_eval(CLI::App& app) {
   struct Opt {
     std::string src, data, device = "cpu";
     int64_t seq_len = 0, batch = 8;
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, lines = false;
   };
   auto o = std::make_shared<Opt>();
   CLI::App* cmd = app.add_subcommand("eval", "Loss, perplexity and bits per byte on held-out text");
   cmd->add_option("source", o->src, "Run directory or checkpoint directory")->required();
   cmd->add_option("--data", o->data, "UTF-8 text file; documents separated by blank lines")->required();
+  cmd->add_flag("--lines", o->lines, "Every non-blank line is a document");
   cmd->add_option("--seq-len", o->seq_len, "Window length (default: the recipe's train.seq_len)");
   cmd->add_option("--batch", o->batch, "Windows per forward (default 8)");
   cmd->add_option("--device", o->device, "cpu (default) or cuda");
@@ -159,7 +167,7 @@ void add_eval(CLI::App& app) {
     const std::string text = read_whole_file(o->data);
     auto model = load_model(src, exec_of(o->device));
     const int64_t T = o->seq_len > 0 ? o->seq_len : src.recipe.train.seq_len;
-    const EvalResult r = evaluate_text(*model, *tok, text, T, o->batch, !o->quiet);
+    const EvalResult r = evaluate_text(*model, *tok, text, T, o->batch, !o->quiet, o->lines);
     if (o->json) {
       std::printf("%s\n", nlohmann::json({{"documents", r.documents},
                                           {"tokens", r.tokens},

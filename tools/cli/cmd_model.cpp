@@ -2,6 +2,8 @@
 // checkpoint) or a checkpoint directory (core/model_source.h):
 //   ssiat export SRC --format hf --out DIR [--shard-size BYTES] [-q]
 //       a Hugging Face LlamaForCausalLM directory (core/export_hf.h); prints what it wrote
+//   ssiat export SRC --format gguf --out FILE.gguf [-q]
+//       one GGUF v3 file for llama.cpp (core/export_gguf.h)
 //   ssiat logits SRC --prompt TEXT --out FILE.npy [--device cpu|cuda]
 //       the f32 logits (T, V) of every prompt position (core/inference.h logits_of), T = the
 //       prompt's token count; prints T, V and the prompt's ids
@@ -23,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/export_gguf.h"
 #include "core/export_hf.h"
 #include "core/fs.h"
 #include "core/inference.h"
@@ -59,13 +62,20 @@ void add_export(CLI::App& app) {
   auto o = std::make_shared<Opt>();
   CLI::App* cmd = app.add_subcommand("export", "Export a checkpoint's weights and tokenizer (Hugging Face format)");
   cmd->add_option("source", o->src, "Run directory (its latest checkpoint) or checkpoint directory")->required();
-  cmd->add_option("--format", o->format, "Output format: hf (LlamaForCausalLM, safetensors)");
-  cmd->add_option("--out", o->out, "Output directory (must not exist, or be empty)")->required();
+  cmd->add_option("--format", o->format, "hf (LlamaForCausalLM directory, safetensors) or gguf (one llama.cpp file)");
+  cmd->add_option("--out", o->out, "hf: output directory (must not exist, or be empty); gguf: a new file")->required();
   cmd->add_option("--shard-size", o->shard, "Largest safetensors file in bytes before sharding (default 5e9)");
   cmd->add_flag("-q,--quiet", o->quiet, "No per-tensor progress");
   cmd->callback([o] {
-    if (o->format != "hf")
-      throw ConfigError("--format: unknown format '" + o->format + "' (supported: hf)");
+    if (o->format != "hf" && o->format != "gguf")
+      throw ConfigError("--format: unknown format '" + o->format + "' (supported: hf, gguf)");
+    if (o->format == "gguf") {
+      const ExportResult r = export_gguf(o->src, o->out, !o->quiet);
+      std::printf("exported %s: %lld tensors, %.1f MB with the tokenizer -> %s (GGUF v3, F32)\n",
+                  r.checkpoint.string().c_str(), static_cast<long long>(r.tensors), static_cast<double>(r.bytes) / 1e6,
+                  o->out.c_str());
+      return;
+    }
     ExportOptions e;
     e.out = o->out;
     e.shard_bytes = o->shard;

@@ -222,10 +222,7 @@ std::string replay_segments(const std::vector<ChainRecord>& chain, const fs::pat
       // The steps that changed each tensor, where the recorded checkpoint is still there.
       const fs::path recorded = run / "checkpoints" / b.checkpoint;
       if (fs::exists(recorded)) {
-        auto counts_of = [](const fs::path& ckdir) {
-          const fs::path m = ckdir / "manifest.json";
-          return parse_manifest(read_whole_file(m), m).meta.extra.value("steps_changed", json());
-        };
+        auto counts_of = [](const fs::path& ckdir) { return read_manifest(ckdir).meta.extra.value("steps_changed", json()); };
         const json mine = counts_of(tmp / "checkpoints" / b.checkpoint), theirs = counts_of(recorded);
         if (mine != theirs)
           throw IntegrityError(run.string() + ": replaying " + a.checkpoint + " -> step " + std::to_string(b.step) +

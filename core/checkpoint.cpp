@@ -651,6 +651,11 @@ LoadedCheckpoint read_checkpoint(const fs::path& ckpt_dir) {
   return fs_errors_as_io([&] { return read_checkpoint_impl(ckpt_dir); });
 }
 
+CheckpointManifest read_manifest(const fs::path& ckpt_dir) {
+  const fs::path m = ckpt_dir / kManifestFile;
+  return parse_manifest(read_whole_file(m), m);
+}
+
 CheckpointManifest stream_checkpoint(const fs::path& ckpt_dir, const std::function<bool(const std::string&)>& want,
                                      const CheckpointSink& sink) {
   return fs_errors_as_io([&] { return stream_checkpoint_impl(ckpt_dir, want, sink); });

@@ -145,6 +145,8 @@ CheckpointManifest stream_checkpoint(const std::filesystem::path& ckpt_dir,
 // the key). Throws "<mpath>: ..." errors derived from IoError, and nothing else. Reads no file;
 // `mpath` names the bytes. The checks against the directory and the recipe are read_checkpoint's.
 CheckpointManifest parse_manifest(std::string_view bytes, const std::filesystem::path& mpath);
+// parse_manifest of <ckpt_dir>/manifest.json (the tensors are not read).
+CheckpointManifest read_manifest(const std::filesystem::path& ckpt_dir);
 
 // The manifest.json bytes (pretty-printed, recipe_sha256 and self-digest filled in); IoError if
 // meta.extra is not an object or a string is not valid UTF-8.

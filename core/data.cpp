@@ -226,6 +226,16 @@ fs::path strip_trailing_separator(fs::path p) {
 
 }  // namespace
 
+std::vector<std::string_view> text_lines(std::string_view content) {
+  std::vector<std::string_view> lines;
+  for (size_t pos = 0; pos < content.size();) {
+    const size_t nl = std::min(content.find('\n', pos), content.size());
+    if (!is_blank_line(content.substr(pos, nl - pos))) lines.push_back(content.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return lines;
+}
+
 std::vector<std::string_view> text_documents(std::string_view content) {
   std::vector<std::string_view> docs;
   for_each_text_document(content, [&](std::string_view d) { docs.push_back(d); });
@@ -265,10 +275,7 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
   }
 
   const fs::path parent = out_dir.has_parent_path() ? out_dir.parent_path() : fs::path(".");
-  std::string tmp_name = ".";  // built with += : GCC 12 gives a false -Wrestrict on "." + string&&
-  tmp_name += out_dir.filename().string();
-  tmp_name += ".tmp-" + std::to_string(::getpid());
-  const fs::path tmp = parent / tmp_name;
+  const fs::path tmp = temporary_beside(out_dir);
   // Temporaries of this output left by a killed `data prepare` (their pid is dead) go first.
   remove_stale_temporaries(parent, out_dir.filename().string());
   try {

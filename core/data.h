@@ -75,6 +75,8 @@ PrepareResult prepare_data(const PrepareOptions& opt, const tokenizer::Tokenizer
 // The documents of a text file's content, as `data prepare` splits them (paragraphs: maximal runs
 // of non-blank lines, from the start of the first line to the end of the last).
 std::vector<std::string_view> text_documents(std::string_view content);
+// Every non-blank line of a text file's content (the same blank-line rule), each without its '\n'.
+std::vector<std::string_view> text_lines(std::string_view content);
 
 // The tokenizer a recipe names: the byte tokenizer, or the BPE tokenizer in `path`
 // (IoError naming the file if it cannot be read).

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,12 @@ enum class Precision { kF32, kBf16 };
 
 // "cpu", "cuda" (the recipe's spelling)
 constexpr std::string_view device_kind_name(DeviceKind k) { return k == DeviceKind::kCuda ? "cuda" : "cpu"; }
+// The inverse of device_kind_name; nullopt for any other spelling.
+constexpr std::optional<DeviceKind> parse_device_kind(std::string_view s) {
+  if (s == "cpu") return DeviceKind::kCpu;
+  if (s == "cuda") return DeviceKind::kCuda;
+  return std::nullopt;
+}
 // "f32", "bf16" (the recipe's spelling)
 constexpr std::string_view precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : "f32"; }
 

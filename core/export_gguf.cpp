@@ -1,9 +1,6 @@
 // GGUF export (contract in core/export_gguf.h).
 #include "core/export_gguf.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -187,21 +184,14 @@ ExportResult export_gguf(const fs::path& source, const fs::path& out, bool progr
   head.append((kAlign - head.size() % kAlign) % kAlign, '\0');
 
   const fs::path abs = fs::absolute(out);
-  std::string tmp_name = ".";
-  tmp_name += abs.filename().string();
-  tmp_name += ".tmp-";
-  tmp_name += std::to_string(::getpid());
-  const fs::path tmp = abs.parent_path() / tmp_name;
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw IoError(tmp.string() + ": cannot create: " + std::strerror(errno));
+  remove_stale_temporaries(abs.parent_path(), abs.filename().string());  // of killed exports
+  FileWriter f(temporary_beside(abs));  // removed unless finished
   ExportResult r;
   r.checkpoint = src.checkpoint;
   r.shards = 1;
   r.tokenizer = true;
-  try {
-    auto put = [&](const void* p, size_t n) {
-      if (n > 0 && std::fwrite(p, 1, n, f) != n) throw IoError(out.string() + ": write failed: " + std::strerror(errno));
-    };
+  {
+    auto put = [&](const void* p, size_t n) { f.write(p, n); };
     put(head.data(), head.size());
     uint64_t at = 0;  // bytes of data written
     size_t next = 0;
@@ -227,16 +217,9 @@ ExportResult export_gguf(const fs::path& source, const fs::path& out, bool progr
                      name.c_str(), g.theirs.c_str(), static_cast<double>(g.bytes) / 1e6);
     });
     if (next != tensors.size()) throw IntegrityError(src.checkpoint.string() + ": the checkpoint did not deliver param/" + tensors[next].ours);
-    if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) throw IoError(out.string() + ": write failed: " + std::strerror(errno));
-    const int rc = std::fclose(f);
-    f = nullptr;
-    if (rc != 0) throw IoError(out.string() + ": write failed at close: " + std::strerror(errno));
-    fs::rename(tmp, abs);
+    f.finish();
+    fs::rename(f.path(), abs);
     fsync_path(abs.parent_path());
-  } catch (...) {
-    if (f) std::fclose(f);
-    fs::remove(tmp, ec);
-    throw;
   }
   return r;
 }

@@ -1,12 +1,8 @@
 // Hugging Face export (contract in core/export_hf.h).
 #include "core/export_hf.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <map>
+#include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,7 +35,7 @@ int64_t numel(const std::vector<int64_t>& shape) {
 // One shard file being written: its header first, then its tensors in header order.
 class ShardWriter {
  public:
-  ShardWriter(const fs::path& path, const std::vector<const Planned*>& tensors) : path_(path) {
+  ShardWriter(const fs::path& path, const std::vector<const Planned*>& tensors) : f_(path) {
     json header = json::object();
     header["__metadata__"] = {{"format", "pt"}};
     int64_t off = 0;
@@ -49,30 +45,15 @@ class ShardWriter {
     }
     std::string h = header.dump();
     h.append((8 - h.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
-    f_ = std::fopen(path.c_str(), "wb");
-    if (!f_) throw IoError(path.string() + ": cannot create: " + std::strerror(errno));
-    uint8_t len[8];
-    for (int i = 0; i < 8; i++) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
-    write(len, 8);
-    write(h.data(), h.size());
+    const uint64_t len = h.size();  // little-endian host (core/init_leaf.h)
+    f_.write(&len, 8);
+    f_.write(h);
   }
-  ~ShardWriter() {
-    if (f_) std::fclose(f_);
-  }
-  ShardWriter(const ShardWriter&) = delete;
-  ShardWriter& operator=(const ShardWriter&) = delete;
-  void write(const void* p, size_t n) {
-    if (n > 0 && std::fwrite(p, 1, n, f_) != n) throw IoError(path_.string() + ": write failed: " + std::strerror(errno));
-  }
-  void close() {
-    const int rc = std::fclose(f_);
-    f_ = nullptr;
-    if (rc != 0) throw IoError(path_.string() + ": write failed at close: " + std::strerror(errno));
-  }
+  void write(const void* p, size_t n) { f_.write(p, n); }
+  void close() { f_.finish(); }
 
  private:
-  fs::path path_;
-  std::FILE* f_ = nullptr;
+  FileWriter f_;
 };
 
 std::string shard_name(size_t k, size_t n) {
@@ -81,13 +62,7 @@ std::string shard_name(size_t k, size_t n) {
   return buf;
 }
 
-void write_json(const fs::path& path, const json& j) {
-  const std::string s = j.dump(2) + "\n";
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw IoError(path.string() + ": cannot create: " + std::strerror(errno));
-  const bool ok = std::fwrite(s.data(), 1, s.size(), f) == s.size();
-  if (std::fclose(f) != 0 || !ok) throw IoError(path.string() + ": write failed: " + std::strerror(errno));
-}
+void write_json(const fs::path& path, const json& j) { write_file_atomic(path, j.dump(2) + "\n"); }
 
 json llama_config(const ModelConfig& m, int32_t bos, int32_t eos) {
   return {{"architectures", {"LlamaForCausalLM"}},
@@ -143,11 +118,8 @@ ExportResult export_hf(const fs::path& source, const ExportOptions& opt) {
   for (const auto& t : plan) by_shard[t.shard].push_back(&t);
 
   const fs::path out = fs::absolute(opt.out);
-  std::string tmp_name = ".";  // (appended piecewise: GCC 12 warns falsely on a chain of operator+)
-  tmp_name += out.filename().string();
-  tmp_name += ".tmp-";
-  tmp_name += std::to_string(::getpid());
-  const fs::path tmp = out.parent_path() / tmp_name;
+  const fs::path tmp = temporary_beside(out);
+  remove_stale_temporaries(out.parent_path(), out.filename().string());  // of killed exports
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
   ExportResult r;

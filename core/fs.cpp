@@ -167,37 +167,67 @@ void fsync_path(const fs::path& path) {
   if (rc != 0) throw IoError(path.string() + ": fsync failed: " + std::strerror(err));
 }
 
+FileWriter::FileWriter(fs::path path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw IoError(path_.string() + ": cannot create: " + std::strerror(errno));
+}
+
+FileWriter::~FileWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+}
+
+void FileWriter::fail(const char* what, int err) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(path_.c_str());
+  throw IoError(path_.string() + ": " + what + ": " + errno_message(err));
+}
+
+void FileWriter::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  for (size_t done = 0; done < n;) {
+    const ssize_t k = ::write(fd_, p + done, n - done);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      fail(("write failed at byte " + std::to_string(done_ + done)).c_str(), errno);
+    }
+    done += static_cast<size_t>(k);
+  }
+  done_ += n;
+}
+
+void FileWriter::finish() {
+  if (::fsync(fd_) != 0) fail("fsync failed", errno);
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) {
+    const int err = errno;
+    ::unlink(path_.c_str());
+    throw IoError(path_.string() + ": close failed: " + errno_message(err));
+  }
+}
+
+fs::path temporary_beside(const fs::path& final_path) {
+  const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
+  std::string name = ".";  // built with += : GCC 12 gives a false -Wrestrict on "." + string&&
+  name += final_path.filename().string();
+  name += ".tmp-";
+  name += std::to_string(::getpid());
+  return dir / name;
+}
+
 void write_file_atomic(const fs::path& path, std::string_view content) {
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   std::string tmp_name = ".";
   tmp_name += path.filename().string();
   tmp_name += ".tmp";
   const fs::path tmp = dir / tmp_name;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(tmp.string() + ": cannot create: " + std::strerror(errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IoError(tmp.string() + ": write failed at byte " + std::to_string(done) + ": " + errno_message(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw IoError(tmp.string() + ": fsync failed: " + errno_message(err));
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(tmp.string() + ": close failed: " + errno_message(err));
-  }
+  FileWriter f(tmp);
+  f.write(content);
+  f.finish();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());

@@ -43,6 +43,32 @@ std::string read_fd_until_eof(int fd, const std::string& name);
 bool is_stream_input(const std::filesystem::path& path);
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+
+// `parent/.<name>.tmp-<pid>` beside `final_path`: a temporary of this process, in the pattern
+// remove_stale_temporaries recognises.
+std::filesystem::path temporary_beside(const std::filesystem::path& final_path);
+
+// A file written in pieces (created or truncated, mode 0644): write() retries short writes and
+// EINTR; finish() fsyncs and closes it. Destroyed without finish(), it closes and removes the
+// file. IoError "PATH: write failed at byte N: ...", "PATH: fsync failed: ...", "PATH: close
+// failed: ...".
+class FileWriter {
+ public:
+  explicit FileWriter(std::filesystem::path path);
+  ~FileWriter();
+  FileWriter(const FileWriter&) = delete;
+  FileWriter& operator=(const FileWriter&) = delete;
+  void write(const void* data, size_t n);
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  void finish();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  void fail(const char* what, int err);  // closes, removes, throws
+  std::filesystem::path path_;
+  int fd_ = -1;
+  uint64_t done_ = 0;
+};
 void fsync_path(const std::filesystem::path& path);  // file or directory
 void publish_dir_atomic(const std::filesystem::path& tmp_dir, const std::filesystem::path& final_dir);
 

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <numeric>
 
 #include "core/data.h"
@@ -181,19 +180,7 @@ EvalResult evaluate_text(Llama<float>& model, const tokenizer::Tokenizer& tok, c
   if (batch < 1) throw ConfigError("eval: --batch must be at least 1");
   EvalResult r;
   std::vector<int32_t> stream = {tok.eos_id()};
-  std::vector<std::string_view> docs;
-  if (lines_are_documents) {
-    for (size_t pos = 0; pos < text.size();) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos) nl = text.size();
-      const std::string_view line(text.data() + pos, nl - pos);
-      if (line.find_first_not_of(" \t\r\f\v") != std::string_view::npos) docs.push_back(line);
-      pos = nl + 1;
-    }
-  } else {
-    docs = text_documents(text);
-  }
-  for (std::string_view d : docs) {
+  for (std::string_view d : lines_are_documents ? text_lines(text) : text_documents(text)) {
     const std::vector<int32_t> ids = tok.encode(d);
     stream.insert(stream.end(), ids.begin(), ids.end());
     stream.push_back(tok.eos_id());

@@ -41,7 +41,6 @@
 
 #include "core/buffer.h"
 #include "core/model.h"
-#include "core/model_source.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ssiat {
@@ -67,7 +66,7 @@ class KvDecoder {
   };
   Llama<float>& model_;
   const Backend& be_;
-  ModelConfig cfg_;
+  const ModelConfig& cfg_;  // the model's
   int64_t QKV_ = 0;
   std::vector<LayerAt> layers_;
   int64_t wte_ = 0, final_norm_ = 0, lm_head_ = 0;

@@ -112,11 +112,7 @@ std::string_view key_line_body(const fs::path& path, std::string_view text, bool
 // Writes `content` to a new temporary beside `final_path` with exactly `mode`, fsynced; returns
 // the temporary's path.
 fs::path write_temporary(const fs::path& final_path, std::string_view content, mode_t mode) {
-  const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-  std::string tmp_name = ".";  // `.NAME.tmp-PID`, the pattern of remove_stale_temporaries (core/fs.h)
-  tmp_name += final_path.filename().string();
-  tmp_name += ".tmp-" + std::to_string(::getpid());
-  const fs::path tmp = dir / tmp_name;
+  const fs::path tmp = temporary_beside(final_path);  // the pattern of remove_stale_temporaries
   const int fd = ::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
   if (fd < 0) throw IoError(final_path.string() + ": cannot create: " + errno_message(errno));
   int err = 0;

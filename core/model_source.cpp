@@ -33,7 +33,7 @@ ModelSource open_model_source(const fs::path& path) {
   ModelSource src;
   src.checkpoint = checkpoint_dir_of(path);
   const fs::path m = src.checkpoint / kManifest;
-  src.manifest = parse_manifest(read_whole_file(m), m);
+  src.manifest = read_manifest(src.checkpoint);
   if (src.manifest.meta.recipe.empty()) throw ConfigError(m.string() + ": the checkpoint records no recipe (key recipe)");
   src.recipe = parse_recipe(src.manifest.meta.recipe, m.string() + " (recipe)");
   if (src.recipe.tokenizer.kind == TokenizerKind::kBpe) {

@@ -211,9 +211,10 @@ const KeySpec kKeys[] = {
     {"train.device", Kind::kString, false,
      [](Recipe& r, const Value& v) {
        const auto& s = std::get<std::string>(v);
-       if (s != "cpu" && s != "cuda")
+       const std::optional<DeviceKind> d = parse_device_kind(s);
+       if (!d)
          throw KeyError("train.device", "'train.device' = " + quote(s) + " is not a known device (must be \"cpu\" or \"cuda\")");
-       r.train.device = s == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
+       r.train.device = *d;
      },
      [](const Recipe& r) -> Value { return std::string(device_kind_name(r.train.device)); }},
     {"train.precision", Kind::kString, false,

@@ -67,17 +67,23 @@ class ExportKo : public ::testing::Test {
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override { ASSERT_TRUE(failure_.empty()) << failure_; }
 
-  // hf_referee.py's JSON for an exported directory.
-  static json referee(const std::string& hf, const std::string& prompt, const std::string& extra) {
-    const fs::path out = dir_ / "referee.json";
-    const std::string cmd = "cd '" + dir_.string() + "' && OMP_NUM_THREADS=2 python3 '" SSIAT_SOURCE_DIR
-                            "/tests/tools/hf_referee.py' " + hf + " --prompt '" + prompt + "' " + extra + " > '" +
-                            out.string() + "' 2> '" + (dir_ / "referee.err").string() + "'";
-    if (std::system(cmd.c_str()) != 0) {
-      ADD_FAILURE() << "hf_referee.py failed:\n" << slurp(dir_ / "referee.err");
-      return json::object();
-    }
-    return json::parse(slurp(out));
+  // Runs `python3 tests/tools/SCRIPT ARGS` in dir_: false when it exits 2 (a Python package is
+  // missing; referee.err says which), else its stdout as JSON (a failure otherwise).
+  static bool referee(const std::string& script, const std::string& args, json& out) {
+    const fs::path o = dir_ / "referee.json";
+    const std::string cmd = "cd '" + dir_.string() + "' && OMP_NUM_THREADS=2 python3 '" SSIAT_SOURCE_DIR "/tests/tools/" +
+                            script + "' " + args + " > '" + o.string() + "' 2> '" + (dir_ / "referee.err").string() + "'";
+    const int rc = std::system(cmd.c_str());
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 2) return false;
+    EXPECT_EQ(rc, 0) << script << ":\n" << slurp(dir_ / "referee.err");
+    out = json::parse(slurp(o), nullptr, false);
+    return true;
+  }
+  // hf_referee.py's JSON for an exported directory (transformers and torch are there: has_hf_).
+  static json hf_referee(const std::string& hf, const std::string& prompt, const std::string& extra) {
+    json out = json::object();
+    EXPECT_TRUE(referee("hf_referee.py", hf + " --prompt '" + prompt + "' " + extra, out)) << slurp(dir_ / "referee.err");
+    return out;
   }
   // "ids a b c" in a command's output, as numbers.
   static std::vector<int> ids_after(const std::string& out, const std::string& tag) {
@@ -112,7 +118,7 @@ TEST_F(ExportKo, TransformersLoadsTheExportAndAgrees) {
       ASSERT_EQ(l.status, 0) << l.err;
       const auto g = run_cli(dir_, "generate " + run + " --prompt '" + prompt + "' --max-new-tokens 24 --ids --ignore-eos");
       ASSERT_EQ(g.status, 0) << g.err;
-      const json ref = referee("hf_" + run, prompt, "--logits l.npy --greedy 24");
+      const json ref = hf_referee("hf_" + run, prompt, "--logits l.npy --greedy 24");
       EXPECT_EQ(ref["ids"].get<std::vector<int>>(), ids_after(l.out, " of ids ")) << run << " " << prompt;
       ASSERT_TRUE(ref.contains("max_abs")) << ref.dump();
       EXPECT_LT(ref["max_abs"].get<double>(), 1e-4) << run << " " << prompt;
@@ -132,7 +138,7 @@ TEST_F(ExportKo, TransformersLoadsTheExportAndAgrees) {
     if (p.path().extension() == ".safetensors") total += 1;
   EXPECT_GT(total, 2);
   ASSERT_EQ(run_cli(dir_, std::string("logits untied --prompt '") + kPrompts[0] + "' --out l.npy").status, 0);
-  EXPECT_LT(referee("hf_sharded", kPrompts[0], "--logits l.npy").value("max_abs", 1.0), 1e-4);
+  EXPECT_LT(hf_referee("hf_sharded", kPrompts[0], "--logits l.npy").value("max_abs", 1.0), 1e-4);
 }
 
 // GGUF: the file holds exactly the Hugging Face export's tensors (q and k rows back in our order)
@@ -140,17 +146,6 @@ TEST_F(ExportKo, TransformersLoadsTheExportAndAgrees) {
 // installed) tokenizes as we do, gives our logits within 1e-4 with an f32 KV cache and our greedy
 // tokens. Each part skips with the reason when its package is missing.
 TEST_F(ExportKo, GgufHoldsTheWeightsAndLlamaCppAgrees) {
-  auto referee = [&](const std::string& args, json& out) {
-    const fs::path o = dir_ / "gguf_referee.json";
-    const std::string cmd = "cd '" + dir_.string() + "' && OMP_NUM_THREADS=2 python3 '" SSIAT_SOURCE_DIR
-                            "/tests/tools/gguf_referee.py' " + args + " > '" + o.string() + "' 2> '" +
-                            (dir_ / "gguf_referee.err").string() + "'";
-    const int rc = std::system(cmd.c_str());
-    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 2) return false;  // a package is missing
-    EXPECT_EQ(rc, 0) << slurp(dir_ / "gguf_referee.err");
-    out = json::parse(slurp(o), nullptr, false);
-    return true;
-  };
   std::string skipped;
   for (const std::string run : {"untied", "tied"}) {
     auto r = run_cli(dir_, "export " + run + " --format gguf --out " + run + ".gguf -q");
@@ -162,8 +157,8 @@ TEST_F(ExportKo, GgufHoldsTheWeightsAndLlamaCppAgrees) {
       ASSERT_EQ(run_cli(dir_, "export " + run + " --out gg_hf_" + run + " -q").status, 0);
     }
     json s;
-    if (!referee(run + ".gguf --hf gg_hf_" + run, s)) {
-      skipped += " gguf (" + slurp(dir_ / "gguf_referee.err") + ")";
+    if (!referee("gguf_referee.py", run + ".gguf --hf gg_hf_" + run, s)) {
+      skipped += " gguf (" + slurp(dir_ / "referee.err") + ")";
     } else {
       EXPECT_EQ(s["tensors"], run == "tied" ? 74 : 75) << s.dump();
       EXPECT_EQ(s["max_abs"], 0.0) << s.dump();
@@ -177,8 +172,8 @@ TEST_F(ExportKo, GgufHoldsTheWeightsAndLlamaCppAgrees) {
     const auto g = run_cli(dir_, "generate " + run + " --prompt '" + prompt + "' --max-new-tokens 16 --ids --ignore-eos");
     ASSERT_EQ(g.status, 0) << g.err;
     json ll;
-    if (!referee(run + ".gguf --llama --prompt '" + prompt + "' --logits gl.npy --greedy 16", ll)) {
-      skipped += " llama.cpp (" + slurp(dir_ / "gguf_referee.err") + ")";
+    if (!referee("gguf_referee.py", run + ".gguf --llama --prompt '" + prompt + "' --logits gl.npy --greedy 16", ll)) {
+      skipped += " llama.cpp (" + slurp(dir_ / "referee.err") + ")";
       continue;
     }
     EXPECT_EQ(ll["ids"].get<std::vector<int>>(), ids_after(l.out, " of ids ")) << run;

@@ -41,9 +41,10 @@ namespace {
 
 // --device cpu|cuda: where the model's forward runs (f32 on either).
 ExecConfig exec_of(const std::string& device) {
-  if (device != "cpu" && device != "cuda") throw ConfigError("--device: unknown device '" + device + "' (cpu or cuda)");
+  const std::optional<DeviceKind> d = parse_device_kind(device);
+  if (!d) throw ConfigError("--device: unknown device '" + device + "' (cpu or cuda)");
   ExecConfig e;
-  e.device = device == "cuda" ? DeviceKind::kCuda : DeviceKind::kCpu;
+  e.device = *d;
   return e;
 }
 
